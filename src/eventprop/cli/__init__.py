@@ -1,0 +1,1 @@
+"""Command-line interface: thin wiring of library calls, one module per sub-command."""
