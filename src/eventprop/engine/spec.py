@@ -1,0 +1,120 @@
+"""Plain data passed between the autograd seam and the backends.
+
+The backends are functional: they receive the network as a list of :class:`LayerTensors`
+(hidden layers, then the readout) and an :class:`EngineConfig`, and return outputs plus a
+:class:`Tape` -- everything the backward pass needs, and nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = ["EngineConfig", "LayerGrads", "LayerTensors", "SpikeRecord", "Tape"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Settings that do not change during training.
+
+    ``min_denominator`` guards the jump factor ``1/(I - V)`` of grazing threshold crossings:
+    smaller (or negative, for a crossing detected on the falling side of V at a step end)
+    values are raised to it, and such spikes are counted in :attr:`Tape.n_clamped`.
+    """
+
+    dt: float = 1.0
+    theta: float = 1.0
+    spiking_readout: bool = False
+    min_denominator: float = 1e-3
+    timing: str = "grid"
+
+
+@dataclass
+class LayerTensors:
+    """One layer of the network as the engine sees it.
+
+    Weights use the (pre, post) layout: ``w_in[i, j]`` is the synapse from presynaptic
+    neuron/channel ``i`` to neuron ``j`` of this layer, so the weights a spike delivers are
+    one contiguous row. ``alpha, beta, c`` are the step propagators
+    (:func:`eventprop.engine.coefficients.step_coefficients`); ``tau_m, tau_s`` (detached)
+    enter only the jump conditions at spikes.
+    """
+
+    w_in: torch.Tensor
+    w_rec: torch.Tensor | None
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    c: torch.Tensor
+    tau_m: torch.Tensor
+    tau_s: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.w_in.shape[1])
+
+
+@dataclass
+class LayerGrads:
+    """Gradients of one layer (``None`` where there is no such parameter)."""
+
+    w_in: torch.Tensor
+    w_rec: torch.Tensor | None
+    alpha: torch.Tensor | None
+    beta: torch.Tensor | None
+    c: torch.Tensor | None
+
+
+@dataclass
+class SpikeRecord:
+    """The spikes of one layer: what EventProp keeps per spike.
+
+    ``denominator`` is ``I - V`` of the neuron when its threshold crossing was detected (after
+    the guard), the factor of the adjoint jump. ``offset`` is the position of the spike inside
+    its step (grid timing: every spike is at the end of its step, offset 1). Records are sorted
+    by (sample, step) or (step, sample) depending on the backend; :meth:`canonical` sorts them.
+    """
+
+    sample: torch.Tensor
+    step: torch.Tensor
+    neuron: torch.Tensor
+    denominator: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.sample.numel())
+
+    def nbytes(self) -> int:
+        return sum(
+            t.numel() * t.element_size()
+            for t in (self.sample, self.step, self.neuron, self.denominator)
+        )
+
+    def canonical(self) -> SpikeRecord:
+        """The same records sorted by (sample, step, neuron), on the CPU."""
+        s, t, n = (x.cpu().long() for x in (self.sample, self.step, self.neuron))
+        order = torch.from_numpy(np.lexsort((n.numpy(), t.numpy(), s.numpy())))
+        return SpikeRecord(s[order], t[order], n[order], self.denominator.cpu()[order])
+
+
+@dataclass
+class Tape:
+    """What the forward pass leaves for the backward pass.
+
+    ``spikes`` has one record per hidden layer, then the readout's record when it spikes.
+    ``states`` is only kept when a time constant is trained: for every layer the ``(V, I)``
+    at the start of every step (``(T, B, n)`` each), because the time-constant gradient
+    integrates ``lambda * dV/dt``, which needs the trajectories. With fixed time constants the
+    tape is spike-sparse.
+    """
+
+    spikes: list[SpikeRecord]
+    states: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    n_clamped: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        total = sum(r.nbytes() for r in self.spikes)
+        if self.states is not None:
+            total += sum(v.numel() * v.element_size() * 2 for v, _ in self.states)
+        return total
