@@ -1,1 +1,193 @@
-"""placeholder"""
+"""The ``numba`` backend: event-driven CPU kernels, parallel over the batch.
+
+Converts the engine's tensors to numpy views, runs :mod:`eventprop.engine.numba_kernels` and
+returns torch tensors. Spike records are written into per-sample buffers whose capacity is
+learnt from earlier calls; a sample that produces more spikes than fit makes the forward pass
+run again with a larger buffer, so no spike is ever dropped.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from numba.typed import List as TypedList
+
+from eventprop.engine import numba_kernels as kernels
+from eventprop.engine.spec import EngineConfig, LayerGrads, LayerTensors, SpikeRecord, Tape
+from eventprop.events import EventBatch
+
+__all__ = ["backward", "forward"]
+
+#: learnt per-sample record capacity, keyed by (total neurons, steps)
+_CAPACITY: dict[tuple[int, int], int] = {}
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    if t.device.type != "cpu":
+        raise ValueError(
+            f"backend 'numba' runs on the CPU, but a tensor is on {t.device}; "
+            "use backend='torch' for GPU tensors"
+        )
+    return np.ascontiguousarray(t.detach().numpy())
+
+
+def _structure(layers: list[LayerTensors]) -> tuple:
+    dtype = _np(layers[-1].alpha).dtype
+    offsets = np.zeros(len(layers) + 1, dtype=np.int64)
+    for li, layer in enumerate(layers):
+        offsets[li + 1] = offsets[li] + layer.size
+    w_in = TypedList([_np(layer.w_in) for layer in layers])
+    w_rec = TypedList(
+        [
+            _np(layer.w_rec) if layer.w_rec is not None else np.zeros((0, 0), dtype)
+            for layer in layers
+        ]
+    )
+    cat = {
+        name: np.concatenate([_np(getattr(layer, name)) for layer in layers])
+        for name in ("alpha", "beta", "c", "tau_m", "tau_s")
+    }
+    return dtype, offsets, w_in, w_rec, cat
+
+
+def _inputs(events: EventBatch) -> tuple[np.ndarray, np.ndarray]:
+    return _np(events.step_pointers()), _np(events.channel)
+
+
+def forward(
+    events: EventBatch, layers: list[LayerTensors], cfg: EngineConfig, keep_states: bool
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], Tape]:
+    """See :func:`eventprop.engine.torch_backend.forward`; same outputs and semantics."""
+    dtype, offsets, w_in, w_rec, cat = _structure(layers)
+    in_ptr, in_channel = _inputs(events)
+    B, T, dt = events.batch_size, events.n_steps, cfg.dt
+    N = int(offsets[-1])
+    n_hidden_neurons = int(offsets[-2])
+    K = layers[-1].size
+    states_shape = (B, T, N) if keep_states else (1, 1, 1)
+    key = (N, T)
+    capacity = _CAPACITY.get(key, max(256, N * T // 64))
+    while True:
+        states_v = np.zeros(states_shape, dtype)
+        states_i = np.zeros(states_shape, dtype)
+        v_out = np.empty((B, T, K), dtype)
+        first = np.full((B, K), T * dt, dtype)
+        counts = np.zeros((B, n_hidden_neurons), dtype)
+        rec_step = np.empty((B, capacity), np.int32)
+        rec_neuron = np.empty((B, capacity), np.int32)
+        rec_den = np.empty((B, capacity), dtype)
+        rec_count = np.zeros(B, np.int64)
+        clamped = np.zeros(B, np.int64)
+        kernels.forward_kernel(
+            in_ptr, in_channel, T, w_in, w_rec, offsets, cat["alpha"], cat["beta"], cat["c"],
+            cfg.theta, cfg.min_denominator, cfg.spiking_readout, dt, keep_states,
+            states_v, states_i, v_out, first, counts, capacity, rec_step, rec_neuron, rec_den,
+            rec_count, clamped,
+        )  # fmt: skip
+        most = int(rec_count.max()) if B else 0
+        if most <= capacity:
+            break
+        capacity = int(most * 1.25) + 16  # a sample overflowed: run again, nothing is dropped
+    _CAPACITY[key] = max(capacity, int(most * 1.25) + 16)
+    # compact the per-sample buffers into flat records (sample-major, step-sorted)
+    valid = np.arange(capacity)[None, :] < rec_count[:, None]
+    sample = np.broadcast_to(np.arange(B, dtype=np.int32)[:, None], valid.shape)[valid]
+    records = SpikeRecord(
+        torch.from_numpy(np.ascontiguousarray(sample)),
+        torch.from_numpy(rec_step[valid]),
+        torch.from_numpy(rec_neuron[valid]),
+        torch.from_numpy(rec_den[valid]),
+    )
+    n_spiking = len(layers) if cfg.spiking_readout else len(layers) - 1
+    states = None
+    if keep_states:
+        sv = torch.from_numpy(states_v).permute(1, 0, 2)  # (T, B, N) views
+        si = torch.from_numpy(states_i).permute(1, 0, 2)
+        states = [
+            (sv[:, :, offsets[li] : offsets[li + 1]], si[:, :, offsets[li] : offsets[li + 1]])
+            for li in range(len(layers))
+        ]
+    tape = Tape(
+        records=records,
+        offsets=[int(o) for o in offsets[: n_spiking + 1]],
+        states=states,
+        n_clamped=int(clamped.sum()),
+    )
+    tape._numba_states = (states_v, states_i) if keep_states else None  # type: ignore[attr-defined]
+    hidden_counts = [
+        torch.from_numpy(counts[:, offsets[li] : offsets[li + 1]]) for li in range(len(layers) - 1)
+    ]
+    return torch.from_numpy(v_out), torch.from_numpy(first), hidden_counts, tape
+
+
+def backward(
+    events: EventBatch,
+    layers: list[LayerTensors],
+    cfg: EngineConfig,
+    tape: Tape,
+    grad_v: torch.Tensor | None,
+    grad_first: torch.Tensor | None,
+    grad_counts: list[torch.Tensor | None],
+) -> list[LayerGrads]:
+    """See :func:`eventprop.engine.torch_backend.backward`; same gradients."""
+    dtype, offsets, w_in, w_rec, cat = _structure(layers)
+    in_ptr, in_channel = _inputs(events)
+    B, T, dt = events.batch_size, events.n_steps, cfg.dt
+    K = layers[-1].size
+    n_chunks = max(1, min(B, numba.get_num_threads()))
+    rec = tape.records
+    rec_sample = rec.sample.numpy()
+    rec_ptr = np.searchsorted(rec_sample, np.arange(B + 1)).astype(np.int64)
+
+    dummy3 = np.zeros((1, 1, 1), dtype)
+    dummy2 = np.zeros((1, 1), dtype)
+    gv = _np(grad_v).astype(dtype, copy=False) if grad_v is not None else dummy3
+    has_gf = grad_first is not None and cfg.spiking_readout
+    gf = _np(grad_first).astype(dtype, copy=False) if has_gf else dummy2
+    first_step = np.full((B, K), T, np.int64)
+    if has_gf:
+        sel = rec.neuron.numpy() >= offsets[-2]
+        np.minimum.at(
+            first_step,
+            (rec_sample[sel], rec.neuron.numpy()[sel] - offsets[-2]),
+            rec.step.numpy()[sel].astype(np.int64),
+        )
+    has_reg = any(g is not None for g in grad_counts)
+    if has_reg:
+        reg = np.zeros((B, int(offsets[-2])), dtype)
+        for li, g in enumerate(grad_counts):
+            if g is not None:
+                tau_m = cat["tau_m"][offsets[li] : offsets[li + 1]]
+                reg[:, offsets[li] : offsets[li + 1]] = _np(g) * tau_m**2
+    else:
+        reg = dummy2
+    keep = tape.states is not None
+    states_v, states_i = tape._numba_states if keep else (dummy3, dummy3)  # type: ignore[attr-defined]
+
+    g_w_in = TypedList([np.zeros((n_chunks, *w.shape), dtype) for w in w_in])
+    g_w_rec = TypedList([np.zeros((n_chunks, *w.shape), dtype) for w in w_rec])
+    N = int(offsets[-1])
+    g_alpha = np.zeros((n_chunks, N), dtype)
+    g_beta = np.zeros((n_chunks, N), dtype)
+    g_c = np.zeros((n_chunks, N), dtype)
+    kernels.backward_kernel(
+        in_ptr, in_channel, T, w_in, w_rec, offsets, cat["alpha"], cat["beta"], cat["c"],
+        cat["tau_m"], cat["tau_s"], cfg.theta, cfg.spiking_readout, rec_ptr,
+        rec.step.numpy(), rec.neuron.numpy(), rec.denominator.numpy(),
+        gv, grad_v is not None, gf, first_step, has_gf, reg, has_reg, keep, states_v, states_i,
+        n_chunks, g_w_in, g_w_rec, g_alpha, g_beta, g_c,
+    )  # fmt: skip
+    out = []
+    for li, layer in enumerate(layers):
+        sl = slice(offsets[li], offsets[li + 1])
+        out.append(
+            LayerGrads(
+                w_in=torch.from_numpy(g_w_in[li].sum(0)),
+                w_rec=torch.from_numpy(g_w_rec[li].sum(0)) if layer.w_rec is not None else None,
+                alpha=torch.from_numpy(g_alpha[:, sl].sum(0)) if keep else None,
+                beta=torch.from_numpy(g_beta[:, sl].sum(0)) if keep else None,
+                c=torch.from_numpy(g_c[:, sl].sum(0)) if keep else None,
+            )
+        )
+    return out

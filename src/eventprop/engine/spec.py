@@ -7,7 +7,7 @@ The backends are functional: they receive the network as a list of :class:`Layer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -101,20 +101,42 @@ class SpikeRecord:
 class Tape:
     """What the forward pass leaves for the backward pass.
 
-    ``spikes`` has one record per hidden layer, then the readout's record when it spikes.
-    ``states`` is only kept when a time constant is trained: for every layer the ``(V, I)``
-    at the start of every step (``(T, B, n)`` each), because the time-constant gradient
-    integrates ``lambda * dV/dt``, which needs the trajectories. With fixed time constants the
-    tape is spike-sparse.
+    ``records`` holds every spike of every spiking layer (hidden layers, then the readout when
+    it spikes), with ``neuron`` a global index: layer ``l`` owns ``offsets[l] .. offsets[l+1]``.
+    The order is the backend's (``torch``: by step; ``numba``: by sample, then step).
+    ``states`` is only kept when a time constant is trained: for every layer the ``(V, I)`` at
+    the start of every step, because the time-constant gradient integrates
+    ``lambda * dV/dt``, which needs the trajectories. With fixed time constants the tape is
+    spike-sparse: 16 bytes per spike (float32).
     """
 
-    spikes: list[SpikeRecord]
+    records: SpikeRecord
+    offsets: list[int]
     states: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     n_clamped: int = 0
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def spikes(self) -> list[SpikeRecord]:
+        """Per spiking layer, its spikes with layer-local neuron indices (built on demand)."""
+        out = []
+        neuron = self.records.neuron
+        for lo, hi in zip(self.offsets[:-1], self.offsets[1:]):
+            sel = (neuron >= lo) & (neuron < hi)
+            out.append(
+                SpikeRecord(
+                    self.records.sample[sel],
+                    self.records.step[sel],
+                    neuron[sel] - lo,
+                    self.records.denominator[sel],
+                )
+            )
+        return out
 
     def nbytes(self) -> int:
-        total = sum(r.nbytes() for r in self.spikes)
+        """Bytes held between the forward and the backward pass."""
+        total = self.records.nbytes()
         if self.states is not None:
-            total += sum(v.numel() * v.element_size() * 2 for v, _ in self.states)
+            total += sum(
+                v.numel() * v.element_size() + i.numel() * i.element_size() for v, i in self.states
+            )
         return total

@@ -115,8 +115,14 @@ def forward(
             if li == n_hidden:
                 first = torch.where(fired & (first >= T * dt), (n + 1) * dt, first)
 
+    offsets = [0]
+    for layer, s in zip(layers, spiking):
+        if s:
+            offsets.append(offsets[-1] + layer.size)
+    parts = [_stack_records(rec, device, dtype) for rec, s in zip(records, spiking) if s]
     tape = Tape(
-        spikes=[_stack_records(rec, device, dtype) for rec, s in zip(records, spiking) if s],
+        records=_merge_by_step(parts, offsets),
+        offsets=offsets,
         states=(
             [(torch.stack(v), torch.stack(i)) for v, i in states] if states is not None else None
         ),
@@ -138,6 +144,22 @@ def _stack_records(
         step=torch.cat([torch.full_like(r[1], r[0]) for r in rec]).to(torch.int32),
         neuron=torch.cat([r[2] for r in rec]).to(torch.int32),
         denominator=torch.cat([r[3] for r in rec]),
+    )
+
+
+def _merge_by_step(parts: list[SpikeRecord], offsets: list[int]) -> SpikeRecord:
+    """One record of all layers, global neuron indices, sorted by step (stable)."""
+    if not parts:
+        empty = torch.zeros(0, dtype=torch.int32)
+        return SpikeRecord(empty, empty, empty, torch.zeros(0))
+    step = torch.cat([p.step for p in parts])
+    order = torch.argsort(step.to(torch.int64), stable=True)
+    neuron = torch.cat([p.neuron + o for p, o in zip(parts, offsets)])
+    return SpikeRecord(
+        torch.cat([p.sample for p in parts])[order],
+        step[order],
+        neuron[order],
+        torch.cat([p.denominator for p in parts])[order],
     )
 
 
@@ -180,9 +202,8 @@ def backward(
     B, T, dt, theta = events.batch_size, events.n_steps, cfg.dt, cfg.theta
     n_hidden = len(layers) - 1
     in_b, in_c, in_ptr = _step_sorted_inputs(events, device)
-    masks = [
-        _StepMasks(rec, B, layer.size, T, readout.w_in) for rec, layer in zip(tape.spikes, layers)
-    ]
+    spikes = tape.spikes
+    masks = [_StepMasks(rec, B, layer.size, T, readout.w_in) for rec, layer in zip(spikes, layers)]
 
     pV = [torch.zeros(B, layer.size, device=device, dtype=dtype) for layer in layers]
     pI = [torch.zeros_like(p) for p in pV]
@@ -199,7 +220,7 @@ def backward(
         for layer, g in zip(layers[:n_hidden], grad_counts)
     ]
     if cfg.spiking_readout and grad_first is not None:
-        first_step = torch.round(_first_steps(tape.spikes[-1], B, readout.size, T)).long()
+        first_step = torch.round(_first_steps(spikes[-1], B, readout.size, T)).long()
     current = [m.at(T - 1) for m in masks]
 
     for n in range(T - 1, -1, -1):
