@@ -133,7 +133,7 @@ def backward(
     """See :func:`eventprop.engine.torch_backend.backward`; same gradients."""
     dtype, offsets, w_in, w_rec, cat = _structure(layers)
     in_ptr, in_channel = _inputs(events)
-    B, T, dt = events.batch_size, events.n_steps, cfg.dt
+    B, T = events.batch_size, events.n_steps
     K = layers[-1].size
     n_chunks = max(1, min(B, numba.get_num_threads()))
     rec = tape.records

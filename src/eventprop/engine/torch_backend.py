@@ -199,7 +199,7 @@ def backward(
     """Integrate the adjoint system backwards and return the gradients of every layer."""
     readout = layers[-1]
     device, dtype = readout.w_in.device, readout.w_in.dtype
-    B, T, dt, theta = events.batch_size, events.n_steps, cfg.dt, cfg.theta
+    B, T, theta = events.batch_size, events.n_steps, cfg.theta
     n_hidden = len(layers) - 1
     in_b, in_c, in_ptr = _step_sorted_inputs(events, device)
     spikes = tape.spikes
