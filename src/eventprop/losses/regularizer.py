@@ -40,6 +40,8 @@ class SpikeCountRegularizer(nn.Module):
         self.lambda_upper, self.lambda_lower, self.per_trial = lambda_upper, lambda_lower, per_trial
 
     def forward(self, hidden_counts: Sequence[torch.Tensor]) -> torch.Tensor:
+        if not hidden_counts:  # a network without hidden layers has nothing to regularise
+            return self.nu.new_zeros(())
         total = hidden_counts[0].new_zeros(())
         for counts in hidden_counts:
             B = counts.shape[0]
