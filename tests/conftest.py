@@ -25,9 +25,7 @@ def random_events(
         n = rng.poisson(rate * n_steps * n_channels)
         times.append(np.sort(rng.uniform(0.0, n_steps, n)))
         units.append(rng.integers(0, n_channels, n))
-    return EventBatch.from_spike_times(
-        times, units, n_steps=n_steps, n_channels=n_channels, dt=1.0
-    )
+    return EventBatch.from_spike_times(times, units, n_steps=n_steps, n_channels=n_channels, dt=1.0)
 
 
 def random_network(

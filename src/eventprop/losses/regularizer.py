@@ -48,7 +48,8 @@ class SpikeCountRegularizer(nn.Module):
             nu = self.nu.to(counts)
             n = counts if self.per_trial else counts.mean(0, keepdim=True).expand_as(counts)
             diff = n - nu
-            lam = torch.where(diff > 0, self.lambda_upper, self.lambda_lower).to(counts)
+            upper = torch.full_like(diff, self.lambda_upper)
+            lam = torch.where(diff > 0, upper, torch.full_like(diff, self.lambda_lower))
             # dR/dN_bj = lam * (N_bj - nu) / B per trial; with batch-averaged counts the mean's
             # 1/B and the B copies cancel, giving lam * (mean_b N_bj - nu) / B as the reference.
             total = total + (lam * diff**2).sum() / (2 * B)
