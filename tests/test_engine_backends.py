@@ -19,7 +19,9 @@ def _run(backend: str, dtype: torch.dtype, seed: int, **net_kwargs):
     loss = loss_fn(out, labels) + SpikeCountRegularizer(3.0, 1e-4, 5e-5)(out.hidden_counts)
     if not spiking:  # a second, arbitrary readout loss exercises every step's source
         g = torch.Generator().manual_seed(seed)
-        loss = loss + (out.voltage * torch.randn(out.voltage.shape, generator=g, dtype=dtype)).mean()
+        loss = (
+            loss + (out.voltage * torch.randn(out.voltage.shape, generator=g, dtype=dtype)).mean()
+        )
     loss.backward()
     grads = {name: p.grad.clone() for name, p in net.named_parameters()}
     return out, grads

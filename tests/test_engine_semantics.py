@@ -48,7 +48,7 @@ def test_readout_only_network_is_exact_discrete_gradient(backend: str) -> None:
 def test_step_coefficients_match_closed_form_and_equal_tau_limit() -> None:
     tm = torch.tensor([20.0, 5.0, 7.0, 7.0], dtype=torch.float64, requires_grad=True)
     ts = torch.tensor([5.0, 5.0, 7.0 + 1e-9, 3.0], dtype=torch.float64)
-    a, b, c = step_coefficients(tm, ts, 0.5)
+    _, _, c = step_coefficients(tm, ts, 0.5)
     expect = ts / (tm - ts) * (torch.exp(-0.5 / tm) - torch.exp(-0.5 / ts))
     torch.testing.assert_close(c[[0, 3]], expect[[0, 3]], rtol=1e-14, atol=0)
     limit = 0.5 / tm * torch.exp(-0.5 / tm)  # tau_m == tau_s

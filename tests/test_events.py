@@ -23,8 +23,11 @@ def test_from_dense_round_trip_with_counts() -> None:
 
 def test_from_spike_times_bins_and_keeps_offsets() -> None:
     ev = EventBatch.from_spike_times(
-        [np.array([2.25, 0.0]), np.array([9.99])], [np.array([1, 0]), np.array([3])],
-        n_steps=5, n_channels=4, dt=2.0,
+        [np.array([2.25, 0.0]), np.array([9.99])],
+        [np.array([1, 0]), np.array([3])],
+        n_steps=5,
+        n_channels=4,
+        dt=2.0,
     )
     assert ev.sample.tolist() == [0, 0, 1]
     assert ev.step.tolist() == [0, 1, 4]
@@ -34,8 +37,9 @@ def test_from_spike_times_bins_and_keeps_offsets() -> None:
 
 
 def test_step_pointers_slice_each_step() -> None:
-    ev = EventBatch.from_arrays([1, 0, 1, 1], [2, 0, 2, 0], [0, 1, 2, 3],
-                                batch_size=2, n_steps=3, n_channels=4)
+    ev = EventBatch.from_arrays(
+        [1, 0, 1, 1], [2, 0, 2, 0], [0, 1, 2, 3], batch_size=2, n_steps=3, n_channels=4
+    )
     p = ev.step_pointers().tolist()
     assert len(p) == 2 * 3 + 1
     # sample 1, step 2 holds two events
