@@ -89,15 +89,25 @@ def forward(
         if most <= capacity:
             break
         capacity = int(most * 1.25) + 16  # a sample overflowed: run again, nothing is dropped
-    _CAPACITY[key] = max(capacity, int(most * 1.25) + 16)
-    # compact the per-sample buffers into flat records (sample-major, step-sorted)
-    valid = np.arange(capacity)[None, :] < rec_count[:, None]
-    sample = np.broadcast_to(np.arange(B, dtype=np.int32)[:, None], valid.shape)[valid]
+    _CAPACITY[key] = int(most * 1.25) + 16  # follows the activity, up or down
+    # compact the per-sample buffers into flat records (sample-major, step-sorted): O(spikes)
+    total = int(rec_count.sum())
+    sample = np.repeat(np.arange(B, dtype=np.int32), rec_count)
+    steps = np.empty(total, np.int32)
+    neurons = np.empty(total, np.int32)
+    dens = np.empty(total, dtype)
+    start = 0
+    for b in range(B):
+        k = int(rec_count[b])
+        steps[start : start + k] = rec_step[b, :k]
+        neurons[start : start + k] = rec_neuron[b, :k]
+        dens[start : start + k] = rec_den[b, :k]
+        start += k
     records = SpikeRecord(
-        torch.from_numpy(np.ascontiguousarray(sample)),
-        torch.from_numpy(rec_step[valid]),
-        torch.from_numpy(rec_neuron[valid]),
-        torch.from_numpy(rec_den[valid]),
+        torch.from_numpy(sample),
+        torch.from_numpy(steps),
+        torch.from_numpy(neurons),
+        torch.from_numpy(dens),
     )
     n_spiking = len(layers) if cfg.spiking_readout else len(layers) - 1
     states = None

@@ -1,0 +1,1 @@
+"""Reproducible speed and memory measurements (run them with the scripts in ``benchmarks/``)."""
