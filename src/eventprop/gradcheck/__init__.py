@@ -1,0 +1,41 @@
+"""Independent float64 reference of the continuous model, for checking EventProp gradients."""
+
+from eventprop.gradcheck.reference import (
+    THETA,
+    FDInfo,
+    LayerTrajectory,
+    RefLayer,
+    RefNetwork,
+    Trajectory,
+    batch_loss,
+    finite_difference_gradients,
+    first_spike_times,
+    hidden_voltage,
+    random_network,
+    random_samples,
+    readout_state,
+    readout_values,
+    readout_voltage,
+    sample_loss,
+    simulate,
+)
+
+__all__ = [
+    "THETA",
+    "FDInfo",
+    "LayerTrajectory",
+    "RefLayer",
+    "RefNetwork",
+    "Trajectory",
+    "batch_loss",
+    "finite_difference_gradients",
+    "first_spike_times",
+    "hidden_voltage",
+    "random_network",
+    "random_samples",
+    "readout_state",
+    "readout_values",
+    "readout_voltage",
+    "sample_loss",
+    "simulate",
+]
