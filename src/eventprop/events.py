@@ -164,8 +164,9 @@ class EventBatch:
         """Build a batch from per-sample spike times (ms) and channel indices.
 
         ``times[b]`` and ``units[b]`` are the spikes of sample ``b``. Times must be finite, ``>= 0``
-        and ``< n_steps * dt``; a spike at time ``t`` falls into step ``floor(t / dt)`` and keeps
-        its position inside the step as ``offset``.
+        and ``< n_steps * dt``; a spike at time ``t`` falls into step ``floor(t / dt)`` (a time
+        within 1e-9 steps below a boundary counts as on it) and keeps its position inside the
+        step as ``offset``.
         """
         if len(times) != len(units):
             raise ValueError(
@@ -195,7 +196,9 @@ class EventBatch:
             all_t.append(ta)
             all_c.append(ua)
         t_all = np.concatenate(all_t) / dt
-        step = np.minimum(np.floor(t_all).astype(np.int64), n_steps - 1)
+        # a time within 1e-9 steps below a step boundary is taken to be on it, so that times
+        # written as k*dt in floating point land in step k rather than k-1
+        step = np.minimum(np.floor(t_all + 1e-9).astype(np.int64), n_steps - 1)
         off = np.clip(t_all - step, 0.0, np.nextafter(1.0, 0.0))
         return cls.from_arrays(
             np.concatenate(all_s),

@@ -1,0 +1,127 @@
+"""``eventprop data``: download the official datasets and inspect data files.
+
+Thin wiring only: argument parsing and printing around :mod:`eventprop.data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+__all__ = ["register"]
+
+
+def _download(args: argparse.Namespace) -> int:
+    from eventprop.data.download import download
+    from eventprop.data.errors import ChecksumError, DownloadError
+
+    try:
+        paths = download(
+            args.dataset,
+            args.dir,
+            url=args.base_url,
+            checksums=args.checksums,
+            force=args.force,
+            timeout=args.timeout,
+            progress=not args.no_progress,
+        )
+    except (DownloadError, ChecksumError, FileNotFoundError, ValueError) as exc:
+        print(f"eventprop data download: {exc}", file=sys.stderr)
+        return 1
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from eventprop.data.errors import DataFileError, UnreadableFileError
+    from eventprop.data.hdf5 import read_hdf5
+
+    try:
+        raw = read_hdf5(args.file, require_extra=not args.lenient)
+    except (FileNotFoundError, DataFileError, UnreadableFileError) as exc:
+        print(f"eventprop data info: {exc}", file=sys.stderr)
+        return 1
+    counts = raw.counts()
+    labels = raw.labels
+    print(f"file:      {raw.path}")
+    print(f"samples:   {len(raw)}")
+    if labels.size:
+        n_cls = np.unique(labels).size
+        print(f"classes:   {n_cls} distinct labels, {labels.min()}..{labels.max()}")
+    if raw.speakers is not None:
+        ids = np.unique(raw.speakers)
+        print(f"speakers:  {ids.size} ({', '.join(map(str, ids))})")
+    if counts.size:
+        print(
+            f"spikes:    {counts.sum()} total; per sample min {counts.min()}, "
+            f"mean {counts.mean():.0f}, max {counts.max()}"
+        )
+    if raw.times.size:
+        t_lo, t_hi = float(raw.times.min()), float(raw.times.max())
+        print(f"times:     {t_lo:.4f} .. {t_hi:.4f} s ({raw.times.dtype})")
+        print(f"units:     {int(raw.units.min())} .. {int(raw.units.max())} ({raw.units.dtype})")
+    for k, v in raw.attrs.items():
+        print(f"attr {k}: {v}")
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    from eventprop.data.paths import data_dir
+
+    print(data_dir(args.dir))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``data`` sub-command and its actions to the top-level parser."""
+    data = subparsers.add_parser(
+        "data", help="download and inspect datasets", description="Download and inspect datasets."
+    )
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION")
+
+    def _usage(_args: argparse.Namespace) -> int:
+        data.print_help()
+        return 2
+
+    data.set_defaults(func=_usage)
+
+    dl = actions.add_parser(
+        "download",
+        help="fetch, verify and decompress the official SHD or SSC files",
+        description="Fetch the official compressed files from the Zenke lab's server, verify "
+        "their checksums, decompress them and write them atomically.",
+    )
+    dl.add_argument("dataset", choices=["shd", "ssc"], help="which dataset")
+    dl.add_argument(
+        "--dir", default=None, help="target folder (default: $EVENTPROP_DATA_DIR or the user cache)"
+    )
+    dl.add_argument(
+        "--base-url",
+        default=None,
+        help="server address (default: $EVENTPROP_DATA_URL or https://zenkelab.org/datasets/)",
+    )
+    dl.add_argument(
+        "--checksums",
+        default=None,
+        help="file of '<md5 or sha256>  <file name>' lines that overrides the built-in checksums",
+    )
+    dl.add_argument(
+        "--force", action="store_true", help="download again even if the files are present"
+    )
+    dl.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    dl.add_argument("--no-progress", action="store_true", help="no progress bars")
+    dl.set_defaults(func=_download)
+
+    info = actions.add_parser("info", help="validate an SHD/SSC-format file and summarise it")
+    info.add_argument("file", help="HDF5 file in the SHD/SSC layout")
+    info.add_argument(
+        "--lenient", action="store_true", help="accept files without extra/speaker and extra/keys"
+    )
+    info.set_defaults(func=_info)
+
+    path = actions.add_parser("path", help="print the data directory in use")
+    path.add_argument("--dir", default=None, help="explicit folder (printed as resolved)")
+    path.set_defaults(func=_path)
