@@ -10,6 +10,7 @@ regulariser) and returns exact EventProp gradients for every weight and step pro
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +21,31 @@ from eventprop.engine import numba_backend, torch_backend
 from eventprop.engine.spec import EngineConfig, LayerTensors, Tape
 from eventprop.events import EventBatch
 
-__all__ = ["BACKENDS", "EngineOutput", "run_network", "validate_network"]
+__all__ = [
+    "BACKENDS",
+    "TIMINGS",
+    "EngineOutput",
+    "backend_module",
+    "run_network",
+    "validate_network",
+]
 
 BACKENDS = {"torch": torch_backend, "numba": numba_backend}
+#: timing modes: "grid" (events on step boundaries, the paper's discretisation) and "exact"
+#: (spikes at their real times inside steps); modules are imported on first use
+TIMINGS = ("grid", "exact")
+_EXACT_MODULES = {"torch": "eventprop.engine.exact_torch", "numba": "eventprop.engine.exact_numba"}
+
+
+def backend_module(backend: str, timing: str = "grid") -> Any:
+    """The module implementing ``forward``/``backward`` for a backend and timing mode."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown {backend!r}; choose one of {sorted(BACKENDS)}")
+    if timing not in TIMINGS:
+        raise ValueError(f"timing: unknown mode {timing!r}; choose one of {list(TIMINGS)}")
+    if timing == "grid":
+        return BACKENDS[backend]
+    return importlib.import_module(_EXACT_MODULES[backend])
 
 
 @dataclass
@@ -118,8 +141,8 @@ def validate_network(events: EventBatch, layers: list[LayerTensors], cfg: Engine
         raise ValueError("layers: the network needs at least a readout layer")
     if not math.isclose(events.dt, cfg.dt, rel_tol=1e-12):
         raise ValueError(f"events.dt = {events.dt} ms but the network runs at dt = {cfg.dt} ms")
-    if cfg.timing != "grid":
-        raise ValueError(f"timing: unknown mode {cfg.timing!r} (supported: 'grid')")
+    if cfg.timing not in TIMINGS:
+        raise ValueError(f"timing: unknown mode {cfg.timing!r}; choose one of {list(TIMINGS)}")
     dtype, device = layers[-1].w_in.dtype, layers[-1].w_in.device
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"weights: dtype must be float32 or float64, got {dtype}")
@@ -168,10 +191,8 @@ def run_network(
     backend: str = "numba",
 ) -> EngineOutput:
     """Run hidden layers + readout (``layers[-1]``) on ``events`` with EventProp gradients."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: unknown {backend!r}; choose one of {sorted(BACKENDS)}")
+    impl = backend_module(backend, cfg.timing)
     validate_network(events, layers, cfg)
-    impl = BACKENDS[backend]
     session = _Session(events, layers, cfg, impl)
     flat = _Session.flatten(layers)
     keep_states = torch.is_grad_enabled() and any(

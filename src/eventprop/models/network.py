@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from eventprop.engine.function import BACKENDS, run_network
+from eventprop.engine.function import BACKENDS, TIMINGS, run_network
 from eventprop.engine.spec import EngineConfig, Tape
 from eventprop.events import EventBatch
 from eventprop.models.layers import LIFLayer, LIReadout, TimeConstants
@@ -30,7 +30,9 @@ class Network(nn.Module):
     """Input -> hidden LIF layers (any depth, feed-forward or recurrent) -> readout.
 
     ``backend`` selects the engine (``"numba"``: event-driven CPU kernels; ``"torch"``:
-    plain PyTorch, CPU or CUDA); both compute the same numbers. Standard PyTorch machinery
+    plain PyTorch, CPU or CUDA); both compute the same numbers. ``timing`` selects how spike
+    times relate to the time grid (``"grid"``: every event on a step boundary, the paper's
+    discretisation; ``"exact"``: spikes at their real times inside steps). Standard PyTorch machinery
     works: optimisers over ``parameters()``, ``state_dict``, ``.to(device)``, ``.double()``.
     """
 
@@ -43,6 +45,7 @@ class Network(nn.Module):
         backend: str = "numba",
         theta: float = 1.0,
         min_denominator: float = 1e-3,
+        timing: str = "grid",
     ) -> None:
         super().__init__()
         if backend not in BACKENDS:
@@ -61,6 +64,9 @@ class Network(nn.Module):
         self.backend = backend
         self.theta = float(theta)
         self.min_denominator = float(min_denominator)
+        if timing not in TIMINGS:
+            raise ValueError(f"timing: unknown mode {timing!r}; choose one of {list(TIMINGS)}")
+        self.timing = timing
 
     @classmethod
     def build(
@@ -112,6 +118,7 @@ class Network(nn.Module):
             theta=self.theta,
             spiking_readout=self.readout.spiking,
             min_denominator=self.min_denominator,
+            timing=self.timing,
         )
 
     def forward(self, events: EventBatch, backend: str | None = None) -> NetworkOutput:
