@@ -32,8 +32,9 @@ class Network(nn.Module):
     ``backend`` selects the engine (``"numba"``: event-driven CPU kernels; ``"torch"``:
     plain PyTorch, CPU or CUDA); both compute the same numbers. ``timing`` selects how spike
     times relate to the time grid (``"grid"``: every event on a step boundary, the paper's
-    discretisation; ``"exact"``: spikes at their real times inside steps). Standard PyTorch machinery
-    works: optimisers over ``parameters()``, ``state_dict``, ``.to(device)``, ``.double()``.
+    discretisation; ``"exact"``: spikes at their real times inside steps). Standard PyTorch
+    machinery works: optimisers over ``parameters()``, ``state_dict``, ``.to(device)``,
+    ``.double()``.
     """
 
     def __init__(
