@@ -123,8 +123,8 @@ def forward(
         offsets=[int(o) for o in offsets[: n_spiking + 1]],
         states=states,
         n_clamped=int(clamped.sum()),
+        private={"states": (states_v, states_i)} if keep_states else {},
     )
-    tape._numba_states = (states_v, states_i) if keep_states else None  # type: ignore[attr-defined]
     hidden_counts = [
         torch.from_numpy(counts[:, offsets[li] : offsets[li + 1]]) for li in range(len(layers) - 1)
     ]
@@ -173,7 +173,7 @@ def backward(
     else:
         reg = dummy2
     keep = tape.states is not None
-    states_v, states_i = tape._numba_states if keep else (dummy3, dummy3)  # type: ignore[attr-defined]
+    states_v, states_i = tape.private["states"] if keep else (dummy3, dummy3)
 
     g_w_in = TypedList([np.zeros((n_chunks, *w.shape), dtype) for w in w_in])
     g_w_rec = TypedList([np.zeros((n_chunks, *w.shape), dtype) for w in w_rec])

@@ -114,6 +114,8 @@ class Tape:
     offsets: list[int]
     states: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     n_clamped: int = 0
+    #: backend-private views of the same memory (e.g. the numba kernels' state arrays)
+    private: dict = field(default_factory=dict, repr=False)
 
     @property
     def spikes(self) -> list[SpikeRecord]:
