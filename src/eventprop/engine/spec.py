@@ -7,7 +7,7 @@ The backends are functional: they receive the network as a list of :class:`Layer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
