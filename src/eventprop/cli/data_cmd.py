@@ -14,11 +14,11 @@ __all__ = ["register"]
 
 
 def _download(args: argparse.Namespace) -> int:
-    from eventprop.data.download import download
+    from eventprop.data.download import download_dataset
     from eventprop.data.errors import ChecksumError, DownloadError
 
     try:
-        paths = download(
+        paths = download_dataset(
             args.dataset,
             args.dir,
             url=args.base_url,
