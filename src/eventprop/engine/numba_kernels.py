@@ -72,6 +72,7 @@ def forward_kernel(
     r0 = offsets[L - 1]
     K = offsets[L] - r0
     t_end = T * dt
+    log_beta = np.log(beta)
     for b in prange(B):
         V = np.zeros(N, dtype=alpha.dtype)
         I = np.zeros(N, dtype=alpha.dtype)
@@ -117,12 +118,18 @@ def forward_kernel(
                 cnt = 0
                 for j in range(nl):
                     g = o + j
-                    v = alpha[g] * V[g] + c[g] * I[g]
-                    I[g] = beta[g] * I[g]
+                    v0 = V[g]
+                    i0 = I[g]
+                    v = alpha[g] * v0 + c[g] * i0
+                    I[g] = beta[g] * i0
                     if readout:
                         v_out[b, n, j] = v
                     if spiking and v >= theta:
-                        d = I[g] - v
+                        # I - theta at the crossing, placed inside the step by interpolating V
+                        frac = 1.0
+                        if v > v0 and v0 < theta:
+                            frac = (theta - v0) / (v - v0)
+                        d = i0 * np.exp(frac * log_beta[g]) - theta
                         if d < min_denominator:
                             d = min_denominator
                             n_clamped += 1

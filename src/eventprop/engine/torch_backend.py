@@ -94,8 +94,9 @@ def forward(
                 states[li][1].append(I[li].clone())
         # 2.-4. evolution, output, threshold
         for li, layer in enumerate(layers):
-            V[li] = layer.alpha * V[li] + layer.c * I[li]
-            I[li] = layer.beta * I[li]
+            v0, i0 = V[li], I[li]
+            V[li] = layer.alpha * v0 + layer.c * i0
+            I[li] = layer.beta * i0
             if li == n_hidden:
                 v_out[:, n] = V[li]
             if not spiking[li]:
@@ -103,7 +104,14 @@ def forward(
             fired = V[li] >= cfg.theta
             idx = fired.nonzero()
             if idx.numel():
-                denom = (I[li] - V[li])[fired]
+                # I - theta at the crossing, placed inside the step by interpolating V
+                v_end, v_start = V[li][fired], v0[fired]
+                rising = (v_end > v_start) & (v_start < cfg.theta)
+                frac = torch.where(
+                    rising, (cfg.theta - v_start) / torch.where(rising, v_end - v_start, 1.0), 1.0
+                )
+                log_beta = torch.log(layer.beta).expand_as(V[li])[fired]
+                denom = i0[fired] * torch.exp(frac * log_beta) - cfg.theta
                 low = denom < cfg.min_denominator
                 n_clamped += int(low.sum())
                 denom = torch.where(low, torch.full_like(denom, cfg.min_denominator), denom)
