@@ -38,7 +38,7 @@ import torch
 from eventprop.engine.spec import EngineConfig, LayerGrads, LayerTensors, SpikeRecord, Tape
 from eventprop.events import EventBatch
 
-__all__ = ["backward", "forward"]
+__all__ = ["backward", "crossing_denominator", "forward"]
 
 
 def _step_sorted_inputs(events: EventBatch, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -104,17 +104,11 @@ def forward(
             fired = V[li] >= cfg.theta
             idx = fired.nonzero()
             if idx.numel():
-                # I - theta at the crossing, placed inside the step by interpolating V
-                v_end, v_start = V[li][fired], v0[fired]
-                rising = (v_end > v_start) & (v_start < cfg.theta)
-                frac = torch.where(
-                    rising, (cfg.theta - v_start) / torch.where(rising, v_end - v_start, 1.0), 1.0
-                )
-                log_beta = torch.log(layer.beta).expand_as(V[li])[fired]
-                denom = i0[fired] * torch.exp(frac * log_beta) - cfg.theta
-                low = denom < cfg.min_denominator
-                n_clamped += int(low.sum())
-                denom = torch.where(low, torch.full_like(denom, cfg.min_denominator), denom)
+                denom, low = crossing_denominator(
+                    v0[fired], i0[fired], V[li][fired],
+                    torch.log(layer.beta).expand_as(V[li])[fired], cfg.theta, cfg.min_denominator,
+                )  # fmt: skip
+                n_clamped += low
                 records[li].append((n, idx[:, 0], idx[:, 1], denom))
                 V[li] = V[li].masked_fill(fired, 0.0)
             spikes = fired.to(dtype)
@@ -137,6 +131,27 @@ def forward(
         n_clamped=n_clamped,
     )
     return v_out, first, counts[:n_hidden], tape
+
+
+def crossing_denominator(
+    v_start: torch.Tensor,
+    i_start: torch.Tensor,
+    v_end: torch.Tensor,
+    log_beta: torch.Tensor,
+    theta: float,
+    min_denominator: float,
+) -> tuple[torch.Tensor, int]:
+    """Jump denominator ``I - theta`` at a threshold crossing detected at a step end.
+
+    The crossing is placed inside the step by interpolating ``V`` linearly between the step's
+    ends, and ``I`` (which only decays inside a grid step) is evaluated there. Values below
+    ``min_denominator`` are raised to it; returns the denominators and how many were raised.
+    """
+    rising = (v_end > v_start) & (v_start < theta)
+    frac = torch.where(rising, (theta - v_start) / torch.where(rising, v_end - v_start, 1.0), 1.0)
+    denom = i_start * torch.exp(frac * log_beta) - theta
+    low = denom < min_denominator
+    return torch.where(low, torch.full_like(denom, min_denominator), denom), int(low.sum())
 
 
 def _stack_records(
