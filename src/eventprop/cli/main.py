@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "eventprop.cli.train_cmd",
     "eventprop.cli.gradcheck_cmd",
     "eventprop.cli.data_cmd",
+    "eventprop.cli.bench_cmd",
 )
 
 
