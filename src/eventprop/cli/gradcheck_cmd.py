@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from eventprop.cli.gradcheck_exact import add_timing_option, run_with_timing
+from eventprop.cli.gradcheck_exact import DEFAULT_TOL, add_timing_option
 from eventprop.engine.function import BACKENDS
 
 
@@ -35,30 +35,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="network and input seed (default 0)")
     p.add_argument("--samples", type=int, default=2, help="input samples in the batch")
     add_timing_option(p)  # --timing grid|exact; --tol then defaults to 0.02 or 1e-4
-    p.set_defaults(func=run_with_timing)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from eventprop.gradcheck.check import run_gradcheck, run_linear_check
-
+    timing = getattr(args, "timing", "grid")
+    if getattr(args, "tol", None) is None:
+        args.tol = DEFAULT_TOL[timing]
     for dt in args.dt:
         if not dt > 0:
             raise SystemExit(f"eventprop gradcheck: --dt must be positive, got {dt}")
+    if timing == "exact":  # exact timing is checked with time constants, at any dt
+        from eventprop.gradcheck.exact_check import run_exact_gradcheck as check
+        from eventprop.gradcheck.exact_check import run_exact_linear_check as linear_check
+
+        taus = True
+    else:
+        from eventprop.gradcheck.check import run_gradcheck as check
+        from eventprop.gradcheck.check import run_linear_check as linear_check
+
+        taus = args.taus
     ok = True
-    linear = run_linear_check(dt=args.dt[0], backend=args.backend, seed=args.seed)
+    linear = linear_check(dt=args.dt[0], backend=args.backend, seed=args.seed)
     print(linear.table() + "\n")
     ok &= linear.passed
-    reports = run_gradcheck(
-        tuple(args.dt),
-        args.backend,
-        tol=args.tol,
-        seed=args.seed,
-        n_samples=args.samples,
-        taus=args.taus,
-        loss=args.loss,
-    )
+    reports = check(tuple(args.dt), args.backend, tol=args.tol, seed=args.seed,
+                    n_samples=args.samples, taus=taus, loss=args.loss)  # fmt: skip
     for report in reports:
         print(report.table() + "\n")
         ok &= report.passed
-    print("gradcheck: " + ("PASSED" if ok else "FAILED (error above tolerance)"))
+    label = "gradcheck" if timing == "grid" else "gradcheck (exact timing)"
+    print(f"{label}: " + ("PASSED" if ok else "FAILED (error above tolerance)"))
     return 0 if ok else 1

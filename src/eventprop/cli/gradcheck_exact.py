@@ -38,33 +38,6 @@ def add_timing_option(parser: argparse.ArgumentParser) -> None:
 
 def run_with_timing(args: argparse.Namespace) -> int:
     """Run the check for ``args.timing``; exit status 1 if any group exceeds the tolerance."""
-    timing = getattr(args, "timing", "grid")
-    if getattr(args, "tol", None) is None:
-        args.tol = DEFAULT_TOL[timing]
-    if timing == "grid":
-        from eventprop.cli.gradcheck_cmd import run
+    from eventprop.cli.gradcheck_cmd import run
 
-        return run(args)
-    from eventprop.gradcheck.exact_check import run_exact_gradcheck, run_exact_linear_check
-
-    for dt in args.dt:
-        if not dt > 0:
-            raise SystemExit(f"eventprop gradcheck: --dt must be positive, got {dt}")
-    ok = True
-    linear = run_exact_linear_check(dt=args.dt[0], backend=args.backend, seed=args.seed)
-    print(linear.table() + "\n")
-    ok &= linear.passed
-    reports = run_exact_gradcheck(
-        tuple(args.dt),
-        args.backend,
-        tol=args.tol,
-        seed=args.seed,
-        n_samples=args.samples,
-        taus=True,
-        loss=args.loss,
-    )
-    for report in reports:
-        print(report.table() + "\n")
-        ok &= report.passed
-    print("gradcheck (exact timing): " + ("PASSED" if ok else "FAILED (error above tolerance)"))
-    return 0 if ok else 1
+    return run(args)
