@@ -30,6 +30,7 @@ from eventprop.models import LIFLayer, LIReadout, Network, TimeConstants
 __all__ = [
     "GradcheckReport",
     "GroupError",
+    "check_network",
     "engine_gradients",
     "engine_network",
     "run_gradcheck",
@@ -168,6 +169,28 @@ def _closest_pairs(ref: RefNetwork, samples, t_end: float) -> tuple[float, float
     return pair, mixed
 
 
+def check_network(
+    seed: int = 0,
+    n_samples: int = 2,
+    t_end: float = 40.0,
+    loss: str = "sum_weigh_exp",
+    n_input_spikes: int = 60,
+) -> tuple[RefNetwork, list[tuple[np.ndarray, np.ndarray]], list[int]]:
+    """The check network (20 inputs, 10 recurrent hidden, 3 readout) and its input samples.
+
+    About 50 hidden spikes per sample with 60 input spikes. ``loss="first_spike"``: spiking
+    readout with raised weights, so that every readout neuron spikes and every first-spike
+    time has a gradient.
+    """
+    spiking = loss == "first_spike"
+    ref = random_network(20, [10], 3, recurrent=True, spiking_readout=spiking, seed=seed,
+                         w_in_mean=0.5, w_in_std=0.25, w_rec_std=0.2, w_out_std=0.5)  # fmt: skip
+    if spiking:
+        ref.w_out += 0.6
+    samples, labels = random_samples(n_samples, 20, t_end, n_input_spikes, 3, seed=seed + 1)
+    return ref, samples, labels
+
+
 def run_gradcheck(
     dts: tuple[float, ...] = (0.01,),
     backend: str = "numba",
@@ -183,24 +206,9 @@ def run_gradcheck(
 
     ``loss="first_spike"`` uses a spiking readout and the time-to-first-spike loss.
     """
-    spiking = loss == "first_spike"
-    ref = random_network(
-        20,
-        [10],
-        3,
-        recurrent=True,
-        spiking_readout=spiking,
-        seed=seed,
-        w_in_mean=0.5,
-        w_in_std=0.25,
-        w_rec_std=0.2,
-        w_out_std=0.5,
-    )
-    if spiking:
-        ref.w_out += 0.6  # every readout neuron spikes, so every first-spike time has a gradient
-    samples, labels = random_samples(n_samples, 20, t_end, 60, 3, seed=seed + 1)
+    ref, samples, labels = check_network(seed, n_samples, t_end, loss)
     params = [name for name in ref.parameters() if taus or "tau" not in name]
-    mode = {} if spiking else {"mode": "integral"}
+    mode = {} if loss == "first_spike" else {"mode": "integral"}
     fd = finite_difference_gradients(
         ref, samples, labels, t_end, params=params, h=1e-6, loss=loss, **mode
     )

@@ -31,6 +31,7 @@ from eventprop.gradcheck.check import (
     engine_gradients,
     engine_network,
 )
+from eventprop.gradcheck.check import check_network as grid_check_network
 from eventprop.gradcheck.reference import (
     RefNetwork,
     finite_difference_gradients,
@@ -79,29 +80,11 @@ class ExactGradcheckReport(GradcheckReport):
 def check_network(
     seed: int = 0, n_samples: int = 2, t_end: float = 40.0, loss: str = "sum_weigh_exp"
 ) -> tuple[RefNetwork, list[tuple[np.ndarray, np.ndarray]], list[int]]:
-    """The network of ``eventprop gradcheck`` (20 inputs, 10 recurrent hidden, 3 readout).
+    """The gradcheck network with :data:`N_INPUT_SPIKES` input spikes per sample.
 
-    With :data:`N_INPUT_SPIKES` input spikes per sample it fires 55-75 hidden spikes per
-    sample. ``loss="first_spike"``: spiking readout with raised weights, so that every readout
-    neuron spikes.
+    It then fires 55-75 hidden spikes per sample (see :func:`check.check_network`).
     """
-    spiking = loss == "first_spike"
-    ref = random_network(
-        20,
-        [10],
-        3,
-        recurrent=True,
-        spiking_readout=spiking,
-        seed=seed,
-        w_in_mean=0.5,
-        w_in_std=0.25,
-        w_rec_std=0.2,
-        w_out_std=0.5,
-    )
-    if spiking:
-        ref.w_out += 0.6
-    samples, labels = random_samples(n_samples, 20, t_end, N_INPUT_SPIKES, 3, seed=seed + 1)
-    return ref, samples, labels
+    return grid_check_network(seed, n_samples, t_end, loss, n_input_spikes=N_INPUT_SPIKES)
 
 
 def _events(ref: RefNetwork, samples, t_end: float, dt: float) -> EventBatch:
