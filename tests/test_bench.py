@@ -25,7 +25,7 @@ from eventprop.benchmarks.compare import (
     run_cell,
 )
 from eventprop.benchmarks.event_op import event_op_counts, measure_event_op_rate
-from eventprop.benchmarks.scaling import plot_scaling, run_scaling
+from eventprop.benchmarks.scaling import ScalingReport, plot_scaling, run_scaling
 
 TINY = {
     "hidden": 16,
@@ -288,11 +288,15 @@ def test_scaling_sweeps_and_plot(tmp_path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(io.StringIO(report.to_csv(tmp_path / "scaling.csv"))))
     assert {"axis", "x", "method", "time_ms"} <= set(rows[0])
+    again = ScalingReport.from_csv(tmp_path / "scaling.csv")
+    assert [(p.axis, p.x, p.method, p.n_steps) for p in again.points] == [
+        (p.axis, p.x, p.method, p.n_steps) for p in report.points
+    ]
     assert "exponent" in report.to_text()
 
 
 def test_scaling_exponent_fit() -> None:
-    from eventprop.benchmarks.scaling import ScalingPoint, ScalingReport
+    from eventprop.benchmarks.scaling import ScalingPoint
 
     pts = [
         ScalingPoint("hidden", x, "bptt", int(x), 100, 1, 1.0, 1.0, 0.0, 0.0, 3.0 * x**2, 1)

@@ -73,6 +73,18 @@ class ScalingReport:
     def methods(self) -> list[str]:
         return sorted({p.method for p in self.points})
 
+    @classmethod
+    def from_csv(cls, path: Path) -> ScalingReport:
+        """Read a report written by :meth:`to_csv` (e.g. to re-plot it)."""
+        types = {f.name: f.type for f in fields(ScalingPoint)}
+        conv = {"str": str, "float": float, "int": int}
+        with Path(path).open() as f:
+            points = [
+                ScalingPoint(**{k: conv[str(types[k])](v) for k, v in row.items()})
+                for row in csv.DictReader(f)
+            ]
+        return cls(points=points)
+
     def to_csv(self, path: Path | None = None) -> str:
         buf = io.StringIO()
         names = [f.name for f in fields(ScalingPoint)]
@@ -221,7 +233,13 @@ def plot_scaling(report: ScalingReport, path: Path) -> Path:
     fig, axs = plt.subplots(1, len(axes_present), figsize=(4.2 * len(axes_present), 3.6))
     axs = np.atleast_1d(axs)
     styles = {"eventprop-numba": ("C0", "o"), "bptt": ("C3", "s")}
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+    from matplotlib.ticker import (
+        FixedLocator,
+        FuncFormatter,
+        LogLocator,
+        NullFormatter,
+        NullLocator,
+    )
 
     for ax, axis in zip(axs, axes_present):
         xs: set[float] = set()
@@ -238,6 +256,7 @@ def plot_scaling(report: ScalingReport, path: Path) -> Path:
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=45 if len(ticks) > 4 else 0)
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(AXES[axis])
