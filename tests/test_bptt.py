@@ -189,6 +189,9 @@ def test_input_validation() -> None:
         bptt(coarse)
     with pytest.raises(TypeError, match="expected an EventBatch"):
         bptt(torch.zeros(4, 80, 20))
+    exact = Network.build(20, [8], 4, seed=0, timing="exact")
+    with pytest.raises(ValueError, match="timing: BPTT steps through the time grid"):
+        BPTTNetwork(exact)
 
 
 def test_saved_tensor_meter_counts_distinct_storages() -> None:

@@ -12,8 +12,10 @@ The model and its time grid are the engine's (``docs/engine.md``): per step ``n`
 4. threshold ``V >= theta``: spike, ``V <- 0``.
 
 The forward pass therefore produces the engine's spikes and voltages (to round-off: sums of
-weights are added in a different order). Only the backward pass differs: the Heaviside step of
-the threshold gets the derivative of SuperSpike's fast sigmoid (Zenke & Ganguli 2018),
+weights are added in a different order) for networks with the engine's grid timing
+(``timing="grid"``); a network in exact-timing mode is refused, since BPTT's model is the grid.
+Only the backward pass differs: the Heaviside step of the threshold gets the derivative of
+SuperSpike's fast sigmoid (Zenke & Ganguli 2018),
 
     dS/dV = 1 / (1 + slope * |V - theta|)**2,
 
@@ -153,6 +155,7 @@ class BPTTNetwork(nn.Module):
             raise TypeError(f"network: expected an eventprop Network, got {type(network).__name__}")
         if not (isinstance(surrogate_slope, (int, float)) and surrogate_slope > 0):
             raise ValueError(f"surrogate_slope: must be a positive number, got {surrogate_slope!r}")
+        self._check_timing(network)
         self.network = network
         self.surrogate_slope = float(surrogate_slope)
         self.detach_reset = bool(detach_reset)
@@ -171,8 +174,19 @@ class BPTTNetwork(nn.Module):
             f"surrogate=superspike(slope={self.surrogate_slope}), detach_reset={self.detach_reset}"
         )
 
+    @staticmethod
+    def _check_timing(network: Network) -> None:
+        timing = getattr(network, "timing", "grid")
+        if timing != "grid":
+            raise ValueError(
+                f"timing: BPTT steps through the time grid (timing 'grid'); this network uses "
+                f"timing {timing!r}, whose spikes fall inside steps. Build the network with "
+                "timing='grid' (config: model.timing: grid) to train it with method 'bptt'"
+            )
+
     def _check(self, events: EventBatch, dtype: torch.dtype) -> None:
         net = self.network
+        self._check_timing(net)
         if not isinstance(events, EventBatch):
             raise TypeError(f"events: expected an EventBatch, got {type(events).__name__}")
         if abs(events.dt - net.dt) > 1e-12 * net.dt:

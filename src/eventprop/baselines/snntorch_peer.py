@@ -35,7 +35,10 @@ __all__ = ["SnnTorchPeer", "snntorch_available", "snntorch_version"]
 
 def snntorch_available() -> bool:
     """Whether the optional ``snntorch`` package can be imported."""
-    return importlib.util.find_spec("snntorch") is not None
+    try:
+        return importlib.util.find_spec("snntorch") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation
+        return False
 
 
 def snntorch_version() -> str | None:
