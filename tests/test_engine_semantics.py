@@ -133,9 +133,14 @@ def test_tape_grows_with_spikes_not_with_time(backend: str) -> None:
     n_s, n_l = len(out_s.tape.records), len(out_l.tape.records)
     assert n_l >= n_s > 0
     assert n_l - n_s < 0.1 * n_s  # a few late spikes of decaying activity at most
-    bytes_per_spike = out_l.tape.nbytes() / n_l
+    bytes_per_spike = out_l.tape.records.nbytes() / n_l
     assert bytes_per_spike == 4 + 4 + 4 + 8  # sample, step, neuron (int32) + float64 denominator
     assert out_l.tape.states is None
+    if backend == "numba":  # its own copy of the inputs: int32 pointers, uint16 channels
+        ptr, channel = out_l.tape.inputs
+        assert ptr.dtype == np.int32 and ptr.size == long.batch_size * long.n_steps + 1
+        assert channel.dtype == np.uint16 and channel.size == len(long)
+        assert out_l.tape.nbytes() == out_l.tape.records.nbytes() + ptr.nbytes + channel.nbytes
 
 
 def test_trainable_taus_keep_states_and_say_so() -> None:
@@ -145,7 +150,8 @@ def test_trainable_taus_keep_states_and_say_so() -> None:
     assert out.tape.states is not None
     state_bytes = sum(v.numel() + i.numel() for v, i in out.tape.states) * 8
     assert state_bytes == 2 * 4 * 80 * n_neurons * 8  # (V, I) x batch x steps x neurons
-    assert out.tape.nbytes() == state_bytes + out.tape.records.nbytes()
+    input_bytes = sum(a.nbytes for a in out.tape.inputs)
+    assert out.tape.nbytes() == state_bytes + out.tape.records.nbytes() + input_bytes
     with torch.no_grad():
         out2 = net(random_events(3))
     assert out2.tape.states is None  # no gradient wanted, nothing kept

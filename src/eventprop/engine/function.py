@@ -25,6 +25,7 @@ __all__ = [
     "BACKENDS",
     "TIMINGS",
     "EngineOutput",
+    "EventShape",
     "backend_module",
     "run_network",
     "validate_network",
@@ -56,6 +57,20 @@ class EngineOutput:
     first_spike_time: torch.Tensor  #: (B, K) first readout spike (ms); T*dt if none
     hidden_counts: list[torch.Tensor]  #: per hidden layer (B, n_l) spike counts
     tape: Tape  #: what was kept for the backward pass (spike records, sizes, guard counts)
+
+
+@dataclass(frozen=True)
+class EventShape:
+    """The sizes of an :class:`EventBatch`, without its events.
+
+    Stands in for the batch between the passes when the backend's tape keeps its own compact
+    copy of the inputs (:attr:`Tape.inputs`), so that the batch can be freed by its owner.
+    """
+
+    batch_size: int
+    n_steps: int
+    n_channels: int
+    dt: float
 
 
 class _Session:
@@ -103,6 +118,9 @@ class _EventProp(torch.autograd.Function):
             session.events, layers, session.cfg, keep_states
         )
         session.tape = tape
+        if tape.inputs:  # the tape has what the backward pass needs of the batch
+            ev = session.events
+            session.events = EventShape(ev.batch_size, ev.n_steps, ev.n_channels, ev.dt)
         ctx.session = session
         ctx.layers = layers
         ctx.needs = [t.requires_grad for t in flat]

@@ -8,10 +8,11 @@ run again with a larger buffer, so no spike is ever dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
 import torch
-from numba.typed import List as TypedList
 
 from eventprop.engine import numba_kernels as kernels
 from eventprop.engine.spec import EngineConfig, LayerGrads, LayerTensors, SpikeRecord, Tape
@@ -32,35 +33,95 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().numpy())
 
 
+@dataclass
+class PackedWeights:
+    """Every layer's weights in one flat array, the layout the kernels index directly.
+
+    Layer ``l``'s ``(n_pre, n_l)`` input weights start at ``in_off[l]`` and its ``(n_l, n_l)``
+    recurrent weights at ``rec_off[l]`` (-1 when the layer has none), rows contiguous. One flat
+    array instead of a list of matrices keeps container look-ups (and their reference counting)
+    out of the kernels' time loops; the copy costs one pass over the weights per call.
+    """
+
+    flat: np.ndarray
+    in_off: np.ndarray
+    rec_off: np.ndarray
+    shapes: list[tuple[tuple[int, int], tuple[int, int] | None]]
+
+    def unpack(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Split a packed array (e.g. the summed gradients) into per-layer matrices."""
+        out = []
+        for l, (s_in, s_rec) in enumerate(self.shapes):
+            a = int(self.in_off[l])
+            w_in = flat[a : a + s_in[0] * s_in[1]].reshape(s_in)
+            w_rec = None
+            if s_rec is not None:
+                a = int(self.rec_off[l])
+                w_rec = flat[a : a + s_rec[0] * s_rec[1]].reshape(s_rec)
+            out.append((w_in, w_rec))
+        return out
+
+
+def pack_weights(layers: list[LayerTensors]) -> PackedWeights:
+    """Pack the weights of ``layers`` (see :class:`PackedWeights`)."""
+    parts, in_off, rec_off, shapes = [], [], [], []
+    pos = 0
+    for layer in layers:
+        w_in = _np(layer.w_in)
+        in_off.append(pos)
+        parts.append(w_in.ravel())
+        pos += w_in.size
+        if layer.w_rec is None:
+            rec_off.append(-1)
+            shapes.append((w_in.shape, None))
+            continue
+        w_rec = _np(layer.w_rec)
+        rec_off.append(pos)
+        parts.append(w_rec.ravel())
+        pos += w_rec.size
+        shapes.append((w_in.shape, w_rec.shape))
+    return PackedWeights(
+        np.concatenate(parts),
+        np.array(in_off, dtype=np.int64),
+        np.array(rec_off, dtype=np.int64),
+        shapes,
+    )
+
+
 def _structure(layers: list[LayerTensors]) -> tuple:
     dtype = _np(layers[-1].alpha).dtype
     offsets = np.zeros(len(layers) + 1, dtype=np.int64)
     for li, layer in enumerate(layers):
         offsets[li + 1] = offsets[li] + layer.size
-    w_in = TypedList([_np(layer.w_in) for layer in layers])
-    w_rec = TypedList(
-        [
-            _np(layer.w_rec) if layer.w_rec is not None else np.zeros((0, 0), dtype)
-            for layer in layers
-        ]
-    )
     cat = {
         name: np.concatenate([_np(getattr(layer, name)) for layer in layers])
         for name in ("alpha", "beta", "c", "tau_m", "tau_s")
     }
-    return dtype, offsets, w_in, w_rec, cat
+    return dtype, offsets, pack_weights(layers), cat
 
 
-def _inputs(events: EventBatch) -> tuple[np.ndarray, np.ndarray]:
-    return _np(events.step_pointers()), _np(events.channel)
+def held_inputs(events: EventBatch) -> tuple[np.ndarray, np.ndarray]:
+    """The input events as the kernels read them, in the narrowest integer types that fit.
+
+    ``(pointers, channels)``: CSR pointers over (sample, step) -- int32 unless a batch holds 2**31
+    events -- and the channel of every event (uint16 for up to 65 536 channels). This is all the
+    backward pass needs of the input, so it is what the tape keeps instead of the whole batch
+    (6 bytes per event instead of 20, plus 4 per (sample, step)).
+    """
+    ptr = _np(events.step_pointers())
+    ptr = ptr.astype(np.int32) if len(events) < 2**31 else ptr
+    channel = _np(events.channel)
+    if events.n_channels <= 2**16:
+        channel = channel.astype(np.uint16)
+    return ptr, channel
 
 
 def forward(
     events: EventBatch, layers: list[LayerTensors], cfg: EngineConfig, keep_states: bool
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], Tape]:
     """See :func:`eventprop.engine.torch_backend.forward`; same outputs and semantics."""
-    dtype, offsets, w_in, w_rec, cat = _structure(layers)
-    in_ptr, in_channel = _inputs(events)
+    dtype, offsets, packed, cat = _structure(layers)
+    in_ptr, in_channel = held_inputs(events)
     B, T, dt = events.batch_size, events.n_steps, cfg.dt
     N = int(offsets[-1])
     n_hidden_neurons = int(offsets[-2])
@@ -80,8 +141,9 @@ def forward(
         rec_count = np.zeros(B, np.int64)
         clamped = np.zeros(B, np.int64)
         kernels.forward_kernel(
-            in_ptr, in_channel, T, w_in, w_rec, offsets, cat["alpha"], cat["beta"], cat["c"],
-            cfg.theta, cfg.min_denominator, cfg.spiking_readout, dt, keep_states,
+            in_ptr, in_channel, T, packed.flat, packed.in_off, packed.rec_off, offsets,
+            cat["alpha"], cat["beta"], cat["c"], cfg.theta, cfg.min_denominator,
+            cfg.spiking_readout, dt, keep_states,
             states_v, states_i, v_out, first, counts, capacity, rec_step, rec_neuron, rec_den,
             rec_count, clamped,
         )  # fmt: skip
@@ -123,6 +185,7 @@ def forward(
         offsets=[int(o) for o in offsets[: n_spiking + 1]],
         states=states,
         n_clamped=int(clamped.sum()),
+        inputs=(in_ptr, in_channel),
         private={"states": (states_v, states_i)} if keep_states else {},
     )
     hidden_counts = [
@@ -141,8 +204,8 @@ def backward(
     grad_counts: list[torch.Tensor | None],
 ) -> list[LayerGrads]:
     """See :func:`eventprop.engine.torch_backend.backward`; same gradients."""
-    dtype, offsets, w_in, w_rec, cat = _structure(layers)
-    in_ptr, in_channel = _inputs(events)
+    dtype, offsets, packed, cat = _structure(layers)
+    in_ptr, in_channel = tape.inputs if tape.inputs else held_inputs(events)
     B, T = events.batch_size, events.n_steps
     K = layers[-1].size
     n_chunks = max(1, min(B, numba.get_num_threads()))
@@ -175,26 +238,27 @@ def backward(
     keep = tape.states is not None
     states_v, states_i = tape.private["states"] if keep else (dummy3, dummy3)
 
-    g_w_in = TypedList([np.zeros((n_chunks, *w.shape), dtype) for w in w_in])
-    g_w_rec = TypedList([np.zeros((n_chunks, *w.shape), dtype) for w in w_rec])
+    grads = np.zeros((n_chunks, packed.flat.size), dtype)
     N = int(offsets[-1])
     g_alpha = np.zeros((n_chunks, N), dtype)
     g_beta = np.zeros((n_chunks, N), dtype)
     g_c = np.zeros((n_chunks, N), dtype)
     kernels.backward_kernel(
-        in_ptr, in_channel, T, w_in, w_rec, offsets, cat["alpha"], cat["beta"], cat["c"],
-        cat["tau_m"], cat["tau_s"], cfg.theta, cfg.spiking_readout, rec_ptr,
+        in_ptr, in_channel, T, packed.flat, packed.in_off, packed.rec_off, offsets,
+        cat["alpha"], cat["beta"], cat["c"], cat["tau_m"], cat["tau_s"], cfg.theta,
+        cfg.spiking_readout, rec_ptr,
         rec.step.numpy(), rec.neuron.numpy(), rec.denominator.numpy(),
         gv, grad_v is not None, gf, first_step, has_gf, reg, has_reg, keep, states_v, states_i,
-        n_chunks, g_w_in, g_w_rec, g_alpha, g_beta, g_c,
+        grads, g_alpha, g_beta, g_c,
     )  # fmt: skip
+    weight_grads = packed.unpack(grads.sum(0))
     out = []
-    for li, layer in enumerate(layers):
+    for li in range(len(layers)):
         sl = slice(offsets[li], offsets[li + 1])
         out.append(
             LayerGrads(
-                w_in=torch.from_numpy(g_w_in[li].sum(0)),
-                w_rec=torch.from_numpy(g_w_rec[li].sum(0)) if layer.w_rec is not None else None,
+                w_in=torch.from_numpy(weight_grads[li][0]),
+                w_rec=torch.from_numpy(gr) if (gr := weight_grads[li][1]) is not None else None,
                 alpha=torch.from_numpy(g_alpha[:, sl].sum(0)) if keep else None,
                 beta=torch.from_numpy(g_beta[:, sl].sum(0)) if keep else None,
                 c=torch.from_numpy(g_c[:, sl].sum(0)) if keep else None,

@@ -39,11 +39,12 @@ _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=_FASTMATH)
 def forward_kernel(
-    in_ptr,  # (B*T+1,) int64: events of (b, n) are in_ptr[b*T+n] .. in_ptr[b*T+n+1]
-    in_channel,  # (E,) int32
+    in_ptr,  # (B*T+1,) int: events of (b, n) are in_ptr[b*T+n] .. in_ptr[b*T+n+1]
+    in_channel,  # (E,) int: input channel of every event
     n_steps,
-    w_in,  # typed list of (n_pre, n_l)
-    w_rec,  # typed list of (n_l, n_l) or (0, 0)
+    weights,  # (P,) every layer's weights packed (see pack_weights)
+    in_off,  # (L,) int64: start of layer l's (n_pre, n_l) input weights in ``weights``
+    rec_off,  # (L,) int64: start of layer l's (n_l, n_l) recurrent weights, -1 if none
     offsets,  # (L+1,) int64
     alpha,
     beta,
@@ -67,15 +68,17 @@ def forward_kernel(
 ):
     B = v_out.shape[0]
     T = n_steps
-    L = len(w_in)
+    L = offsets.shape[0] - 1
     N = offsets[L]
     r0 = offsets[L - 1]
-    K = offsets[L] - r0
+    K = N - r0
     t_end = T * dt
     log_beta = np.log(beta)
     for b in prange(B):
         V = np.zeros(N, dtype=alpha.dtype)
         I = np.zeros(N, dtype=alpha.dtype)
+        V0 = np.empty(N, dtype=alpha.dtype)  # V and I at the start of the step's evolution
+        I0 = np.empty(N, dtype=alpha.dtype)
         spk = np.empty((2, N), dtype=np.int32)  # spikes of the previous / current time point
         nspk = np.zeros((2, L), dtype=np.int64)
         k = 0
@@ -83,74 +86,84 @@ def forward_kernel(
         for n in range(T):
             prv = n % 2
             cur = 1 - prv
-            # 1. arrivals at n*dt
+            # 1. arrivals at n*dt: one weight row added per spike
             for l in range(L):
                 o = offsets[l]
                 nl = offsets[l + 1] - o
-                W = w_in[l]
+                base = in_off[l]
+                Il = I[o : o + nl]  # slices, not I[o + j]: see the module docstring
                 if l == 0:
                     for e in range(in_ptr[b * T + n], in_ptr[b * T + n + 1]):
-                        row = in_channel[e]
+                        a = base + in_channel[e] * nl
+                        w = weights[a : a + nl]
                         for j in range(nl):
-                            I[o + j] += W[row, j]
+                            Il[j] += w[j]
                 else:
                     op = offsets[l - 1]
                     for s in range(nspk[prv, l - 1]):
-                        row = spk[prv, op + s]
+                        a = base + spk[prv, op + s] * nl
+                        w = weights[a : a + nl]
                         for j in range(nl):
-                            I[o + j] += W[row, j]
-                R = w_rec[l]
-                if R.shape[0] > 0:
+                            Il[j] += w[j]
+                if rec_off[l] >= 0:
                     for s in range(nspk[prv, l]):
-                        row = spk[prv, o + s]
+                        a = rec_off[l] + spk[prv, o + s] * nl
+                        w = weights[a : a + nl]
                         for j in range(nl):
-                            I[o + j] += R[row, j]
+                            Il[j] += w[j]
             if keep_states:
                 for g in range(N):
                     states_v[b, n, g] = V[g]
                     states_i[b, n, g] = I[g]
-            # 2.-4. free evolution, output, threshold
+            # 2. free evolution of every neuron (a branch-free loop the compiler vectorises)
+            for g in range(N):
+                V0[g] = V[g]
+                I0[g] = I[g]
+                V[g] = alpha[g] * V0[g] + c[g] * I0[g]
+                I[g] = beta[g] * I0[g]
+            # 3. readout trace
+            for j in range(K):
+                v_out[b, n, j] = V[r0 + j]
+            # 4. threshold, reset, spike records
             for l in range(L):
                 o = offsets[l]
                 nl = offsets[l + 1] - o
                 readout = l == L - 1
-                spiking = (not readout) or spiking_readout
                 cnt = 0
+                if readout and not spiking_readout:
+                    nspk[cur, l] = 0
+                    continue
                 for j in range(nl):
                     g = o + j
-                    v0 = V[g]
-                    i0 = I[g]
-                    v = alpha[g] * v0 + c[g] * i0
-                    I[g] = beta[g] * i0
+                    v = V[g]
+                    if v < theta:
+                        continue
+                    # I - theta at the crossing, placed inside the step by interpolating V
+                    v0 = V0[g]
+                    frac = 1.0
+                    if v > v0 and v0 < theta:
+                        frac = (theta - v0) / (v - v0)
+                    d = I0[g] * np.exp(frac * log_beta[g]) - theta
+                    if d < min_denominator:
+                        d = min_denominator
+                        n_clamped += 1
+                    if k < capacity:
+                        rec_step[b, k] = n
+                        rec_neuron[b, k] = g
+                        rec_den[b, k] = d
+                    k += 1
+                    V[g] = 0.0
+                    spk[cur, o + cnt] = j
+                    cnt += 1
                     if readout:
-                        v_out[b, n, j] = v
-                    if spiking and v >= theta:
-                        # I - theta at the crossing, placed inside the step by interpolating V
-                        frac = 1.0
-                        if v > v0 and v0 < theta:
-                            frac = (theta - v0) / (v - v0)
-                        d = i0 * np.exp(frac * log_beta[g]) - theta
-                        if d < min_denominator:
-                            d = min_denominator
-                            n_clamped += 1
-                        if k < capacity:
-                            rec_step[b, k] = n
-                            rec_neuron[b, k] = g
-                            rec_den[b, k] = d
-                        k += 1
-                        v = 0.0
-                        spk[cur, o + cnt] = j
-                        cnt += 1
-                        if readout:
-                            if first[b, j] >= t_end:
-                                first[b, j] = (n + 1) * dt
-                        else:
-                            counts[b, g] += 1.0
-                    V[g] = v
+                        if first[b, j] >= t_end:
+                            first[b, j] = (n + 1) * dt
+                    else:
+                        counts[b, g] += 1.0
                 nspk[cur, l] = cnt
         rec_count[b] = k
         clamped[b] = n_clamped
-    return r0 + K
+    return N
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=_FASTMATH)
@@ -158,8 +171,9 @@ def backward_kernel(
     in_ptr,
     in_channel,
     n_steps,
-    w_in,
-    w_rec,
+    weights,  # packed as in forward_kernel
+    in_off,
+    rec_off,
     offsets,
     alpha,
     beta,
@@ -182,83 +196,78 @@ def backward_kernel(
     keep_states,
     states_v,
     states_i,
-    n_chunks,
-    g_w_in,  # typed list of (n_chunks, n_pre, n_l)
-    g_w_rec,  # typed list of (n_chunks, n_l, n_l) or (n_chunks, 0, 0)
+    grads,  # (n_chunks, P): weight gradients, packed like ``weights``, one row per chunk
     g_alpha,  # (n_chunks, N)
     g_beta,
     g_c,
 ):
     B = rec_ptr.shape[0] - 1
     T = n_steps
-    L = len(w_in)
+    L = offsets.shape[0] - 1
     N = offsets[L]
     r0 = offsets[L - 1]
     K = N - r0
+    n_chunks = grads.shape[0]
     inv_tau_m = 1.0 / tau_m
     inv_tau_s = 1.0 / tau_s
     layer_of = np.empty(N, dtype=np.int64)
     for l in range(L):
         for g in range(offsets[l], offsets[l + 1]):
             layer_of[g] = l
+    n0 = offsets[1]
     for ch in prange(n_chunks):
         pV = np.zeros(N, dtype=alpha.dtype)
         pI = np.zeros(N, dtype=alpha.dtype)
         q = np.zeros(N, dtype=alpha.dtype)
         jump = np.zeros(N, dtype=alpha.dtype)
+        G = grads[ch]
         ga = g_alpha[ch]
         gb = g_beta[ch]
         gc = g_c[ch]
-        G0 = g_w_in[0][ch]
-        n0 = offsets[1]
         for b in range(ch, B, n_chunks):
             pV[:] = 0.0
             pI[:] = 0.0
             lo_b = rec_ptr[b]
             k = rec_ptr[b + 1]  # records at index >= k are processed
-            # records of step T-1 and beyond
             for n in range(T - 1, -1, -1):
-                # 4'. jumps for the spikes of step n (time (n+1)*dt)
+                # 4'. jumps for the spikes of step n (time (n+1)*dt), all computed from the
+                # adjoints just after the spikes before any is applied
                 k_lo = k
                 while k_lo > lo_b and rec_step[k_lo - 1] == n:
                     k_lo -= 1
                 if k_lo < k:
                     for g in range(N):
                         q[g] = pV[g] * inv_tau_m[g] - pI[g] * inv_tau_s[g]
-                    # typed-list lookups hoisted out of the per-spike loops (they cost refcounts)
-                    for l in range(L):
+                    for r in range(k_lo, k):
+                        g = rec_neuron[r]
+                        l = layer_of[g]
                         o = offsets[l]
+                        j = g - o
                         if l == L - 1:  # spiking readout: no targets, only the spike-time loss
-                            for r in range(k_lo, k):
-                                g = rec_neuron[r]
-                                if layer_of[g] != l:
-                                    continue
-                                val = theta * pV[g]
-                                if has_grad_first and first_step[b, g - o] == n:
-                                    val -= tau_m[g] * grad_first[b, g - o]
-                                jump[r - k_lo] = val / rec_den[r]
+                            val = theta * pV[g]
+                            if has_grad_first and first_step[b, j] == n:
+                                val -= tau_m[g] * grad_first[b, j]
+                            jump[r - k_lo] = val / rec_den[r]
                             continue
-                        R = w_rec[l]
-                        has_rec = R.shape[0] > 0
-                        W = w_in[l + 1]
                         o2 = offsets[l + 1]
                         n_own = o2 - o
                         n_next = offsets[l + 2] - o2
-                        for r in range(k_lo, k):
-                            g = rec_neuron[r]
-                            if layer_of[g] != l:
-                                continue
-                            j = g - o
-                            s = 0.0
-                            if has_rec:
-                                for m in range(n_own):
-                                    s += R[j, m] * q[o + m]
-                            for m in range(n_next):
-                                s += W[j, m] * q[o2 + m]
-                            val = (theta * pV[g] + tau_m[g] * s) / rec_den[r]
-                            if has_reg:
-                                val += reg[b, g]
-                            jump[r - k_lo] = val
+                        qo = q[o:o2]
+                        qn = q[o2 : o2 + n_next]
+                        s = 0.0
+                        if rec_off[l] >= 0:
+                            a = rec_off[l] + j * n_own
+                            w = weights[a : a + n_own]
+                            for m in range(n_own):
+                                s += w[m] * qo[m]
+                        a = in_off[l + 1] + j * n_next
+                        w = weights[a : a + n_next]
+                        for m in range(n_next):
+                            s += w[m] * qn[m]
+                        val = (theta * pV[g] + tau_m[g] * s) / rec_den[r]
+                        if has_reg:
+                            val += reg[b, g]
+                        jump[r - k_lo] = val
                     for r in range(k_lo, k):
                         pV[rec_neuron[r]] += jump[r - k_lo]
                 k = k_lo
@@ -267,38 +276,42 @@ def backward_kernel(
                     for j in range(K):
                         pV[r0 + j] += grad_v[b, n, j]
                 # 2'. back through the free evolution of step n
-                for g in range(N):
-                    if keep_states:
+                if keep_states:
+                    for g in range(N):
                         ga[g] += pV[g] * states_v[b, n, g]
                         gc[g] += pV[g] * states_i[b, n, g]
                         gb[g] += pI[g] * states_i[b, n, g]
+                for g in range(N):
                     pI[g] = beta[g] * pI[g] + c[g] * pV[g]
                     pV[g] = alpha[g] * pV[g]
-                # 1'. arrivals at n*dt sample p_I of the targets
+                # 1'. arrivals at n*dt sample p_I of the targets: dL/dw[row, :] += p_I
                 for e in range(in_ptr[b * T + n], in_ptr[b * T + n + 1]):
-                    row = in_channel[e]
+                    a = in_off[0] + in_channel[e] * n0
+                    gw = G[a : a + n0]
                     for j in range(n0):
-                        G0[row, j] += pI[j]
+                        gw[j] += pI[j]
                 r_lo = k
                 while r_lo > lo_b and rec_step[r_lo - 1] == n - 1:
                     r_lo -= 1
-                if r_lo < k:
-                    for l in range(L - 1):
-                        o = offsets[l]
-                        o2 = offsets[l + 1]
-                        n_own = o2 - o
-                        n_next = offsets[l + 2] - o2
-                        has_rec = w_rec[l].shape[0] > 0
-                        Gr = g_w_rec[l][ch]
-                        Gn = g_w_in[l + 1][ch]
-                        for r in range(r_lo, k):
-                            g = rec_neuron[r]
-                            if layer_of[g] != l:
-                                continue
-                            i = g - o
-                            if has_rec:
-                                for m in range(n_own):
-                                    Gr[i, m] += pI[o + m]
-                            for m in range(n_next):
-                                Gn[i, m] += pI[o2 + m]
+                for r in range(r_lo, k):
+                    g = rec_neuron[r]
+                    l = layer_of[g]
+                    if l == L - 1:
+                        continue
+                    o = offsets[l]
+                    o2 = offsets[l + 1]
+                    i = g - o
+                    n_own = o2 - o
+                    n_next = offsets[l + 2] - o2
+                    pIo = pI[o:o2]
+                    pIn = pI[o2 : o2 + n_next]
+                    if rec_off[l] >= 0:
+                        a = rec_off[l] + i * n_own
+                        gw = G[a : a + n_own]
+                        for m in range(n_own):
+                            gw[m] += pIo[m]
+                    a = in_off[l + 1] + i * n_next
+                    gw = G[a : a + n_next]
+                    for m in range(n_next):
+                        gw[m] += pIn[m]
     return 0

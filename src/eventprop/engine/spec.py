@@ -114,6 +114,9 @@ class Tape:
     offsets: list[int]
     states: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     n_clamped: int = 0
+    #: the backend's own compact copy of what the backward pass reads of the input events
+    #: (numba: CSR pointers and channels); when set, the batch itself is not kept
+    inputs: tuple[np.ndarray, ...] = ()
     #: backend-private views of the same memory (e.g. the numba kernels' state arrays)
     private: dict = field(default_factory=dict, repr=False)
 
@@ -136,7 +139,7 @@ class Tape:
 
     def nbytes(self) -> int:
         """Bytes held between the forward and the backward pass."""
-        total = self.records.nbytes()
+        total = self.records.nbytes() + sum(a.nbytes for a in self.inputs)
         if self.states is not None:
             total += sum(
                 v.numel() * v.element_size() + i.numel() * i.element_size() for v, i in self.states
