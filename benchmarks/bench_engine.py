@@ -62,7 +62,10 @@ def main() -> None:
                 f"{r.total_ms:9.2f} {r.hidden_spikes:8.0f} {r.tape_kb:8.1f} {r.held_kb:8.1f} "
                 f"{r.peak_rss_mb:11.0f}"
             )
-    print("\ntimes and memory are per sample; 'held' = spike tape + input events + readout traces")
+    print(
+        "\ntimes and memory are per sample; 'tape' = spike records + the engine's copy of the "
+        "inputs, 'held' = tape + tensors autograd saved for the loss"
+    )
 
 
 if __name__ == "__main__":

@@ -304,3 +304,26 @@ def test_scaling_exponent_fit() -> None:
     ]
     assert ScalingReport(pts).exponent("hidden", "bptt") == pytest.approx(2.0)
     assert np.isnan(ScalingReport(pts[:1]).exponent("hidden", "bptt"))
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_held_bytes_charge_the_tape_and_what_autograd_saved(backend: str) -> None:
+    from eventprop.baselines import SavedTensorMeter
+    from eventprop.benchmarks.engine import held_bytes
+    from eventprop.losses import make_loss
+    from tests.conftest import random_events, random_network
+
+    net = random_network(1, backend=backend, dtype=torch.float32)
+    ev = random_events(5)
+    with SavedTensorMeter([*net.parameters(), *net.buffers()]) as meter:
+        out = net(ev)
+        loss = make_loss("sum_weigh_exp")(out, torch.arange(ev.batch_size) % net.readout.n_out)
+    loss.backward()
+    held = held_bytes(ev, out, meter.nbytes)
+    assert meter.nbytes > 0
+    batch_bytes = len(ev) * 20 + (ev.batch_size * ev.n_steps + 1) * 8
+    if backend == "numba":  # its own copy of the inputs, 6 bytes per event + 4 per step
+        assert held == out.tape.nbytes() + meter.nbytes
+        assert out.tape.nbytes() - out.tape.records.nbytes() < batch_bytes / 3
+    else:  # the torch backend keeps the batch: charged in full
+        assert held == out.tape.nbytes() + meter.nbytes + batch_bytes

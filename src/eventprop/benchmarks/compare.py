@@ -4,11 +4,11 @@ One *cell* is one method on one configuration (hidden size, delay line, batch si
 cell a training step is timed -- forward, loss (``sum_weigh_exp`` + spike-count regulariser),
 backward; no optimiser step -- and three memories are taken:
 
-- **held for the backward pass**: EventProp: the spike tape + the input events + the readout
-  traces (``eventprop.benchmarks.engine._held_bytes``, the engine's own account);
-  BPTT and snnTorch: the tensors autograd saves during forward and loss, measured with
-  :func:`torch.autograd.graph.saved_tensors_hooks` (distinct storages, parameters left out:
-  :class:`eventprop.baselines.SavedTensorMeter`);
+- **held for the backward pass**: for every method, the tensors autograd saves during forward
+  and loss, measured with :func:`torch.autograd.graph.saved_tensors_hooks` (distinct storages,
+  parameters left out: :class:`eventprop.baselines.SavedTensorMeter`); for EventProp, whose
+  engine keeps its state outside autograd, plus the engine's tape -- spike records and its copy
+  of the input events (``eventprop.benchmarks.engine.held_bytes``);
 - **peak RSS** of the process that ran the cell (each cell runs in a fresh Python process, so
   that peaks do not leak from one cell into the next; the idle process is ``rss_base``);
 - hidden spikes per sample.
@@ -26,7 +26,6 @@ runs the full trial.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gc
 import io
@@ -408,7 +407,7 @@ class _Runner:
 
     def step(self, events: EventBatch) -> tuple[float, float, int, float]:
         """Returns (forward s, backward s, held bytes, hidden spikes per sample)."""
-        from eventprop.benchmarks.engine import _held_bytes
+        from eventprop.benchmarks.engine import held_bytes
         from eventprop.models import NetworkOutput
 
         B = events.batch_size
@@ -417,8 +416,8 @@ class _Runner:
         self.model.zero_grad(set_to_none=True)
         self._sync()
         t0 = time.perf_counter()
-        meter = self._meter_cls(self.exclude) if self.kind == "autograd" else None
-        with meter if meter is not None else contextlib.nullcontext():
+        meter = self._meter_cls(self.exclude)  # the same account for every method
+        with meter:
             out = self.model(events)
             if not isinstance(out, NetworkOutput):  # snnTorch peer: (voltage, counts)
                 out = NetworkOutput(out[0], None, [out[1]], None, events.dt)
@@ -428,7 +427,7 @@ class _Runner:
         loss.backward()
         self._sync()
         t2 = time.perf_counter()
-        held = _held_bytes(events, out) if meter is None else meter.nbytes
+        held = meter.nbytes if self.kind == "autograd" else held_bytes(events, out, meter.nbytes)
         spikes = float(sum(c.detach().sum() for c in out.hidden_counts)) / B
         del out, loss
         return t1 - t0, t2 - t1, int(held), spikes

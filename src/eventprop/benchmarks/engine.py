@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from eventprop.baselines import SavedTensorMeter
 from eventprop.events import EventBatch
 from eventprop.losses import SpikeCountRegularizer, make_loss
 from eventprop.models import Network
 
-__all__ = ["EngineResult", "calibrate_activity", "measure_engine"]
+__all__ = ["EngineResult", "calibrate_activity", "held_bytes", "measure_engine"]
 
 
 @dataclass
@@ -34,8 +35,8 @@ class EngineResult:
     hidden_spikes: float  #: per sample
     forward_ms: float  #: per sample
     backward_ms: float  #: per sample
-    tape_kb: float  #: spike records kept for the backward pass, per sample
-    held_kb: float  #: everything held between the passes (tape, input events, readout traces)
+    tape_kb: float  #: the engine's tape (spike records, its copy of the inputs), per sample
+    held_kb: float  #: everything held between the passes (tape + what autograd saved), per sample
     peak_rss_mb: float  #: peak resident memory of the process so far
 
     @property
@@ -69,13 +70,23 @@ def calibrate_activity(net: Network, events: EventBatch, target_rate: float) -> 
     return hi
 
 
-def _held_bytes(events: EventBatch, out) -> int:
-    ev = sum(
-        t.numel() * t.element_size()
-        for t in (events.sample, events.step, events.channel, events.offset)
-    )
-    ev += events.step_pointers().numel() * 8
-    return out.tape.nbytes() + ev + out.voltage.numel() * out.voltage.element_size()
+def held_bytes(events: EventBatch, out, autograd_saved: int) -> int:
+    """Memory kept alive for the backward pass of an EventProp training step.
+
+    The engine's tape (spike records and, for the numba backend, its own compact copy of the
+    input events; backends that keep the batch itself are charged its arrays) plus what
+    autograd saved for the loss's backward, measured with the same
+    :class:`~eventprop.baselines.SavedTensorMeter` that measures BPTT, so both methods are
+    accounted for alike. The readout voltages are charged only where the loss saves them.
+    """
+    held = out.tape.nbytes() + autograd_saved
+    if not out.tape.inputs:
+        held += sum(
+            t.numel() * t.element_size()
+            for t in (events.sample, events.step, events.channel, events.offset)
+        )
+        held += events.step_pointers().numel() * 8
+    return held
 
 
 def measure_engine(
@@ -95,14 +106,17 @@ def measure_engine(
     labels = torch.from_numpy(np.arange(events.batch_size) % n_out)
     loss_fn = make_loss("sum_weigh_exp")
     reg = SpikeCountRegularizer(14.0, 1e-9, 1e-9)
+    exclude = [*net.parameters(), *net.buffers()]
     fwd, bwd = [], []
     for _ in range(repeats + 1):  # the first run compiles / warms caches
         gc.collect()
         net.zero_grad()
+        meter = SavedTensorMeter(exclude)
         t0 = time.perf_counter()
         out = net(events)
         t1 = time.perf_counter()
-        loss = loss_fn(out, labels) + reg(out.hidden_counts)
+        with meter:  # the loss's saved tensors (the engine itself saves none with autograd)
+            loss = loss_fn(out, labels) + reg(out.hidden_counts)
         loss.backward()
         t2 = time.perf_counter()
         fwd.append(t1 - t0)
@@ -118,6 +132,6 @@ def measure_engine(
         forward_ms=1e3 * min(fwd[1:]) / B,
         backward_ms=1e3 * min(bwd[1:]) / B,
         tape_kb=out.tape.nbytes() / B / 1024,
-        held_kb=_held_bytes(events, out) / B / 1024,
+        held_kb=held_bytes(events, out, meter.nbytes) / B / 1024,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
