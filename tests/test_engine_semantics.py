@@ -155,3 +155,18 @@ def test_trainable_taus_keep_states_and_say_so() -> None:
     with torch.no_grad():
         out2 = net(random_events(3))
     assert out2.tape.states is None  # no gradient wanted, nothing kept
+
+
+def test_decayed_state_is_flushed_to_zero_not_subnormal() -> None:
+    """Long silence must not leave subnormal floats (100x slower arithmetic on x86)."""
+    net = random_network(2, hidden=(), backend="numba", dtype=torch.float32)  # readout only
+    ev = EventBatch.from_arrays(
+        torch.tensor([0]), torch.tensor([0]), torch.tensor([3]), batch_size=1, n_steps=3000,
+        n_channels=20,
+    )  # fmt: skip
+    v = net(ev).voltage.detach()[0]
+    assert bool((v[10] != 0).any())  # the input spike reached the readout
+    tail = v[-100:]
+    assert bool((tail == 0).all())  # decayed below 1e-30 and set to zero
+    tiny = torch.finfo(torch.float32).tiny
+    assert not bool(((v != 0) & (v.abs() < tiny)).any())  # never a subnormal on the way
