@@ -169,7 +169,13 @@ def crop_window(events: EventBatch, n_steps: int) -> EventBatch:
 
 
 def bench_input(
-    batch: int, *, n_steps: int = 1000, delay: bool = False, source: str = "auto", seed: int = 0
+    batch: int,
+    *,
+    n_steps: int = 1000,
+    delay: bool = False,
+    source: str = "auto",
+    seed: int = 0,
+    dt: float = 1.0,
 ) -> tuple[EventBatch, str]:
     """The benchmark input and a description of it.
 
@@ -189,10 +195,10 @@ def bench_input(
         if not _is_shd_format(path):
             raise ValueError(f"input: {path} is not an SHD-format HDF5 file (spikes/times, units)")
     if path is not None:
-        events = load_shd_like(path, batch, n_steps=n_steps)
+        events = load_shd_like(path, batch, n_steps=n_steps, dt=dt)
         what = f"{path.name} (SHD format, samples repeated to fill the batch)"
     else:
-        events = synthetic_shd_like(batch, n_steps=n_steps, seed=seed)
+        events = synthetic_shd_like(batch, n_steps=n_steps, seed=seed, dt=dt)
         what = "synthetic SHD-like spikes (8000 per sample, word-like envelope)"
     if delay:
         events = delay_line(events)
