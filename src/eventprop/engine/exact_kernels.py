@@ -1278,6 +1278,8 @@ def _backward_fast_one(
                 s_lo = lay_lo[l]
                 s_hi = lay_hi[l]
                 ns = s_hi - s_lo
+                pVo = pV[o : o + nl]  # slices: pV[o + m] would defeat vectorisation
+                pIo = pI[o : o + nl]
                 # ---- own spikes, latest first: jumps from the end-of-step adjoints
                 for q in range(ns - 1, -1, -1):
                     r = s_lo + q
@@ -1301,9 +1303,9 @@ def _backward_fast_one(
                         d2 = 0.0
                         for m in range(nl):
                             w = R[j, m]
-                            d1 += w * pV[o + m]
-                            d2 += w * pI[o + m]
-                            Gr[j, m] += b_s * pI[o + m] + c_s * pV[o + m]
+                            d1 += w * pVo[m]
+                            d2 += w * pIo[m]
+                            Gr[j, m] += b_s * pIo[m] + c_s * pVo[m]
                         target = (a_s * itm - c_s * its) * d1 - b_s * its * d2
                     for q2 in range(q + 1, ns):  # later spikes of the step
                         r2 = s_lo + q2
@@ -1348,10 +1350,10 @@ def _backward_fast_one(
                         if has_src:
                             ki_s = ts * (1.0 - b_s) - tm * c_s
                             for m in range(nl):
-                                Gi[row, m] += b_s * pI[o + m] + c_s * pV[o + m] + ki_s * src[m]
+                                Gi[row, m] += b_s * pIo[m] + c_s * pVo[m] + ki_s * src[m]
                         else:
                             for m in range(nl):
-                                Gi[row, m] += b_s * pI[o + m] + c_s * pV[o + m]
+                                Gi[row, m] += b_s * pIo[m] + c_s * pVo[m]
                         acc = 0.0
                     else:
                         d1 = 0.0
@@ -1361,18 +1363,18 @@ def _backward_fast_one(
                             ki_s = ts * (1.0 - b_s) - tm * c_s
                             for m in range(nl):
                                 w = W[row, m]
-                                d1 += w * pV[o + m]
-                                d2 += w * pI[o + m]
+                                d1 += w * pVo[m]
+                                d2 += w * pIo[m]
                                 d3 += w * src[m]
-                                Gi[row, m] += b_s * pI[o + m] + c_s * pV[o + m] + ki_s * src[m]
+                                Gi[row, m] += b_s * pIo[m] + c_s * pVo[m] + ki_s * src[m]
                             kv_s = tm * (1.0 - a_s)
                             acc = (kv_s * itm - ki_s * its) * d3
                         else:
                             for m in range(nl):
                                 w = W[row, m]
-                                d1 += w * pV[o + m]
-                                d2 += w * pI[o + m]
-                                Gi[row, m] += b_s * pI[o + m] + c_s * pV[o + m]
+                                d1 += w * pVo[m]
+                                d2 += w * pIo[m]
+                                Gi[row, m] += b_s * pIo[m] + c_s * pVo[m]
                             acc = 0.0
                         acc += (a_s * itm - c_s * its) * d1 - b_s * its * d2
                     for q in range(ns):  # own spikes after the arrival
