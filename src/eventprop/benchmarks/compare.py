@@ -1028,10 +1028,6 @@ def _add_ratios(report: BenchReport, rates: dict) -> None:
         ref = report._find(REFERENCE, r.hidden, r.delay, r.batch)
         if ref is not None and ref.status == "ok":
             r.time_ratio = r.time_ms / ref.time_ms
-            if r.method in ("eventprop-torch", "eventprop-torch-cuda") and r.extrapolated:
-                # the torch backend keeps exactly the numba backend's tape (same spikes)
-                r.held_mb, r.held_kb_per_sample = ref.held_mb, ref.held_kb_per_sample
-                r.note += "; held = numba's (same tape)"
             r.held_ratio = r.held_mb / ref.held_mb
         n_in = N_CHANNELS * ((DELAYS + 1) if r.delay else 1)
         if r.method == REFERENCE and (n_in, r.hidden) in rates:
