@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "eventprop.cli.gradcheck_cmd",
     "eventprop.cli.data_cmd",
     "eventprop.cli.bench_cmd",
+    "eventprop.cli.audio_cmd",
 )
 
 
