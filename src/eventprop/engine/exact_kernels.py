@@ -85,6 +85,23 @@ def _c_of(s, a, b, itm, kap, sep, tge, absd):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
+def _prop(s, g, itm, its, kap, sep, tge, absd):
+    """Propagators ``(exp(-s/tau_m), exp(-s/tau_s), c(s))`` of neuron ``g`` over ``s >= 0``."""
+    a = math.exp(-s * itm[g])
+    b = math.exp(-s * its[g])
+    return a, b, _c_of(s, a, b, itm[g], kap[g], sep[g], tge[g], absd[g])
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _prop_ratio(em1, es1, em0, es0, s, itm, kap, sep, tge, absd):
+    """Propagators ``(a, b, c(s))`` over ``s = t1 - t0 > 0`` of a homogeneous layer, from the
+    step-relative exponentials ``exp(-t/tau_m)``, ``exp(-t/tau_s)`` of both ends."""
+    a = em1 / em0
+    b = es1 / es0
+    return a, b, _c_of(s, a, b, itm, kap, sep, tge, absd)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _exprel2(u):
     """(exp(u) - 1)/u and ((u - 1) exp(u) + 1)/u**2."""
     if abs(u) < 0.05:
@@ -188,6 +205,14 @@ def _shift(e, u):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
+def _advance(V, I, S, itm, its, kap, sep, tge, absd):
+    """(V, I) free-running over S > 0."""
+    a = math.exp(-S * itm)
+    b = math.exp(-S * its)
+    return a * V + _c_of(S, a, b, itm, kap, sep, tge, absd) * I, b * I
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _catch_up(m, v0, i0, t_stop, at, ar, na, W, st, sj, ns, R, itm, its, kap, sep, tge, absd):
     """State of neuron m at ``t_stop`` after the first ``na`` arrivals and ``ns`` layer spikes.
 
@@ -207,9 +232,7 @@ def _catch_up(m, v0, i0, t_stop, at, ar, na, W, st, sj, ns, R, itm, its, kap, se
             te = st[isx]
         S = te - t
         if S > 0.0:
-            a = math.exp(-S * itm)
-            b = math.exp(-S * its)
-            V, I = a * V + _c_of(S, a, b, itm, kap, sep, tge, absd) * I, b * I
+            V, I = _advance(V, I, S, itm, its, kap, sep, tge, absd)
             t = te
         if ia < na and (isx >= ns or at[ia] < st[isx]):
             I += W[ar[ia], m]
@@ -222,13 +245,21 @@ def _catch_up(m, v0, i0, t_stop, at, ar, na, W, st, sj, ns, R, itm, its, kap, se
             isx += 1
     S = t_stop - t
     if S > 0.0:
-        a = math.exp(-S * itm)
-        b = math.exp(-S * its)
-        V, I = a * V + _c_of(S, a, b, itm, kap, sep, tge, absd) * I, b * I
+        V, I = _advance(V, I, S, itm, its, kap, sep, tge, absd)
     return V, I
 
 
 # --------------------------------------------------------------------------- forward
+@njit(cache=True)
+def _widest(offsets):
+    """The most neurons of one layer."""
+    widest = 1
+    for l in range(offsets.shape[0] - 1):
+        if offsets[l + 1] - offsets[l] > widest:
+            widest = offsets[l + 1] - offsets[l]
+    return widest
+
+
 @njit(cache=True)
 def _grow_f(x, n):
     y = np.empty(max(2 * x.shape[0], n), x.dtype)
@@ -238,54 +269,51 @@ def _grow_f(x, n):
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _forward_kernel_one(
-    b,
-    in_ptr,
-    in_channel,
-    in_time,
+    b,  # the sample
+    in_ptr,  # (B*T+1,) int64 CSR pointers of the input events per (sample, step)
+    in_channel,  # (E,) int32
+    in_time,  # (E,) float64 time inside the step (ms)
     n_steps,
-    w_in,
-    w_rec,
-    offsets,
+    w_in,  # typed list of (n_pre, n_l)
+    w_rec,  # typed list of (n_l, n_l) or (0, 0)
+    offsets,  # (L+1,) int64
     alpha,
     beta,
-    c,
+    c,  # (N,) float64 full-step propagators
     kv_dt,
-    ki_dt,
+    ki_dt,  # (N,) float64 full-step integral coefficients (readout)
     tau_m,
     tau_s,
-    kap,
-    sep,
-    homog,
-    tpk,
-    cpk,
+    kap,  # (N,) tau_s/(tau_m - tau_s) (0 where not separated)
+    sep,  # (N,) bool: time constants well separated
+    homog,  # (L,) bool: one (tau_m, tau_s) for the whole layer
+    tpk,  # (N,) time of the peak of c(s), the voltage response to a unit kick
+    cpk,  # (N,) c at that peak
     theta,
     min_denominator,
     spiking_readout,
     dt,
-    max_in,
+    max_in,  # most input events of one (sample, step)
     keep_states,
-    states_v,
+    states_v,  # (B, T, N) when keep_states else (1, 1, 1)
     states_i,
-    v_out,
-    first,
-    counts,
+    v_out,  # (B, T, K) output: readout voltage averaged over each step
+    first,  # (B, K) output, pre-filled with T*dt
+    counts,  # (B, N_hidden) output, zeros
     capacity,
-    rec_step,
-    rec_neuron,
-    rec_den,
-    rec_time,
-    rec_count,
-    clamped,
-    counters,
+    rec_step,  # (B, capacity) int32
+    rec_neuron,  # (B, capacity) int32 global index
+    rec_den,  # (B, capacity)
+    rec_time,  # (B, capacity) float64 time inside the step (ms)
+    rec_count,  # (B,) int64 output (may exceed capacity)
+    clamped,  # (B,) int64 output
+    counters,  # (B, 6) int64 output: multi, transient, (missed), cascades, unresolved, cand.
 ):
     """One sample of :func:`exact_forward_kernel`."""
     T = n_steps
     L = len(w_in)
     N = offsets[L]
-    max_nl = 1
-    for l in range(L):
-        if offsets[l + 1] - offsets[l] > max_nl:
-            max_nl = offsets[l + 1] - offsets[l]
+    max_nl = _widest(offsets)
     itm_all = 1.0 / tau_m
     its_all = 1.0 / tau_s
     absd_all = np.abs(its_all - itm_all)
@@ -365,6 +393,10 @@ def _forward_kernel_one(
             # ---- 1. superposition of the free evolution and the arrivals
             itm_o = itm_all[o]
             its_o = its_all[o]
+            kap_o = kap[o]
+            sep_o = sep[o]
+            tge_o = tge_all[o]
+            absd_o = absd_all[o]
             al_o = alpha[o]
             be_o = beta[o]
             for j in range(nl):
@@ -387,9 +419,9 @@ def _forward_kernel_one(
                     es = math.exp(-at[i] * its_o)
                     arr_em[i] = em
                     arr_es[i] = es
-                    a_ = al_o / em
-                    b_ = be_o / es
-                    c_ = _c_of(dt - at[i], a_, b_, itm_o, kap[o], sep[o], tge_all[o], absd_all[o])
+                    a_, b_, c_ = _prop_ratio(
+                        al_o, be_o, em, es, dt - at[i], itm_o, kap_o, sep_o, tge_o, absd_o
+                    )
                     if spk:
                         # a kick w at t_e raises V by at most w c(min(t - t_e, t_peak))
                         cb_ = c_ if dt - at[i] <= tpk[o] else cpk[o]
@@ -411,9 +443,7 @@ def _forward_kernel_one(
                     s = dt - at[i]
                     for j in range(nl):
                         g = o + j
-                        a_ = math.exp(-s * itm_all[g])
-                        b_ = math.exp(-s * its_all[g])
-                        c_ = _c_of(s, a_, b_, itm_all[g], kap[g], sep[g], tge_all[g], absd_all[g])
+                        a_, b_, c_ = _prop(s, g, itm_all, its_all, kap, sep, tge_all, absd_all)
                         w = W[row, j]
                         Vend[j] += c_ * w
                         Iend[j] += b_ * w
@@ -465,9 +495,9 @@ def _forward_kernel_one(
                         else:
                             em_te = al_o
                             es_te = be_o
-                        a_ = em_te / em_t
-                        b_ = es_te / es_t
-                        c_ = _c_of(S, a_, b_, itm_o, kap[o], sep[o], tge_all[o], absd_all[o])
+                        a_, b_, c_ = _prop_ratio(
+                            em_te, es_te, em_t, es_t, S, itm_o, kap_o, sep_o, tge_o, absd_o
+                        )
                     # end states, and which candidates cross in this interval (with a
                     # lower bound on the time: the tangent at the start, V being concave)
                     nx = 0
@@ -494,11 +524,7 @@ def _forward_kernel_one(
                         v = cV[ci]
                         i = cI[ci]
                         if not hom:
-                            a_ = math.exp(-S * itm_all[g])
-                            b_ = math.exp(-S * its_all[g])
-                            c_ = _c_of(
-                                S, a_, b_, itm_all[g], kap[g], sep[g], tge_all[g], absd_all[g]
-                            )
+                            a_, b_, c_ = _prop(S, g, itm_all, its_all, kap, sep, tge_all, absd_all)
                         vS = a_ * v + c_ * i
                         iS = b_ * i
                         nV[ci] = vS
@@ -513,16 +539,8 @@ def _forward_kernel_one(
                             hi = _peak(v, i, tau_m[g], tau_s[g], itm_all[g])
                             if hi >= S:
                                 continue
-                            ah = math.exp(-hi * itm_all[g])
-                            bh = math.exp(-hi * its_all[g])
-                            vh = (
-                                ah * v
-                                + _c_of(
-                                    hi, ah, bh, itm_all[g], kap[g], sep[g], tge_all[g], absd_all[g]
-                                )
-                                * i
-                            )
-                            if vh < theta:
+                            ah, _, c_h = _prop(hi, g, itm_all, its_all, kap, sep, tge_all, absd_all)
+                            if ah * v + c_h * i < theta:
                                 continue
                         else:
                             continue  # still rising at the end and below theta
@@ -579,7 +597,7 @@ def _forward_kernel_one(
                     # advance every candidate to the crossing and commit it
                     if bx > 0.0:
                         if hom:
-                            c_ = _c_of(bx, bax, bbx, itm_o, kap[o], sep[o], tge_all[o], absd_all[o])
+                            c_ = _c_of(bx, bax, bbx, itm_o, kap_o, sep_o, tge_o, absd_o)
                             for ci in range(ncand):
                                 cV[ci] = bax * cV[ci] + c_ * cI[ci]
                                 cI[ci] = bbx * cI[ci]
@@ -588,10 +606,8 @@ def _forward_kernel_one(
                         else:
                             for ci in range(ncand):
                                 g = o + cand[ci]
-                                a2 = math.exp(-bx * itm_all[g])
-                                b2 = math.exp(-bx * its_all[g])
-                                c2 = _c_of(
-                                    bx, a2, b2, itm_all[g], kap[g], sep[g], tge_all[g], absd_all[g]
+                                a2, b2, c2 = _prop(
+                                    bx, g, itm_all, its_all, kap, sep, tge_all, absd_all
                                 )
                                 cV[ci] = a2 * cV[ci] + c2 * cI[ci]
                                 cI[ci] = b2 * cI[ci]
@@ -639,9 +655,9 @@ def _forward_kernel_one(
                         # counted branch-free, collected only when there are any)
                         hitf = 0.0
                         if hom:
-                            a2 = al_o / em_t
-                            b2 = be_o / es_t
-                            c2 = _c_of(s, a2, b2, itm_o, kap[o], sep[o], tge_all[o], absd_all[o])
+                            a2, b2, c2 = _prop_ratio(
+                                al_o, be_o, em_t, es_t, s, itm_o, kap_o, sep_o, tge_o, absd_o
+                            )
                             cb2 = c2 if s <= tpk[o] else cpk[o]
                             for mm in range(nl):
                                 w = R[js, mm]
@@ -653,17 +669,8 @@ def _forward_kernel_one(
                         else:
                             for mm in range(nl):
                                 gm = o + mm
-                                a2 = math.exp(-s * itm_all[gm])
-                                b2 = math.exp(-s * its_all[gm])
-                                c2 = _c_of(
-                                    s,
-                                    a2,
-                                    b2,
-                                    itm_all[gm],
-                                    kap[gm],
-                                    sep[gm],
-                                    tge_all[gm],
-                                    absd_all[gm],
+                                a2, b2, c2 = _prop(
+                                    s, gm, itm_all, its_all, kap, sep, tge_all, absd_all
                                 )
                                 w = R[js, mm]
                                 Vend[mm] += c2 * w
@@ -733,101 +740,39 @@ def _forward_kernel_one(
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def exact_forward_kernel(
-    in_ptr,  # (B*T+1,) int64 CSR pointers of the input events per (sample, step)
-    in_channel,  # (E,) int32
-    in_time,  # (E,) float64 time inside the step (ms)
-    n_steps,
-    w_in,  # typed list of (n_pre, n_l)
-    w_rec,  # typed list of (n_l, n_l) or (0, 0)
-    offsets,  # (L+1,) int64
-    alpha,
-    beta,
-    c,  # (N,) float64 full-step propagators
-    kv_dt,
-    ki_dt,  # (N,) float64 full-step integral coefficients (readout)
-    tau_m,
-    tau_s,
-    kap,  # (N,) tau_s/(tau_m - tau_s) (0 where not separated)
-    sep,  # (N,) bool: time constants well separated
-    homog,  # (L,) bool: one (tau_m, tau_s) for the whole layer
-    tpk,  # (N,) time of the peak of c(s), the voltage response to a unit kick
-    cpk,  # (N,) c at that peak
-    theta,
-    min_denominator,
-    spiking_readout,
-    dt,
-    max_in,  # most input events of one (sample, step)
-    keep_states,
-    states_v,  # (B, T, N) when keep_states else (1, 1, 1)
-    states_i,
-    v_out,  # (B, T, K) output: readout voltage averaged over each step
-    first,  # (B, K) output, pre-filled with T*dt
-    counts,  # (B, N_hidden) output, zeros
-    capacity,
-    rec_step,  # (B, capacity) int32
-    rec_neuron,  # (B, capacity) int32 global index
-    rec_den,  # (B, capacity)
-    rec_time,  # (B, capacity) float64 time inside the step (ms)
-    rec_count,  # (B,) int64 output (may exceed capacity)
-    clamped,  # (B,) int64 output
-    counters,  # (B, 6) int64 output: multi, transient, (missed), cascades, unresolved, cand.
-):
-    for b in prange(v_out.shape[0]):
-        _forward_kernel_one(
-            np.int64(b),  # one compiled signature (prange makes the index unsigned)
-            in_ptr,
-            in_channel,
-            in_time,
-            n_steps,
-            w_in,
-            w_rec,
-            offsets,
-            alpha,
-            beta,
-            c,
-            kv_dt,
-            ki_dt,
-            tau_m,
-            tau_s,
-            kap,
-            sep,
-            homog,
-            tpk,
-            cpk,
-            theta,
-            min_denominator,
-            spiking_readout,
-            dt,
-            max_in,
-            keep_states,
-            states_v,
-            states_i,
-            v_out,
-            first,
-            counts,
-            capacity,
-            rec_step,
-            rec_neuron,
-            rec_den,
-            rec_time,
-            rec_count,
-            clamped,
-            counters,
-        )
+def exact_forward_kernel(n_samples, *args):
+    """The forward pass, one sample per task (arguments: :func:`_forward_kernel_one`)."""
+    for b in prange(n_samples):
+        # one compiled signature (prange makes the index unsigned)
+        _forward_kernel_one(np.int64(b), *args)
     return 0
 
 
 # --------------------------------------------------------------------------- backward helpers
 @njit(cache=True)
-def _layer_ranges(rec_neuron, layer_of, lo, hi, L, out_lo, out_hi):
-    """Split the records [lo, hi) of one step (layer-major) into per-layer ranges."""
+def _layer_of(offsets):
+    """The layer of every neuron."""
+    layer_of = np.empty(offsets[-1], dtype=np.int64)
+    for l in range(offsets.shape[0] - 1):
+        for g in range(offsets[l], offsets[l + 1]):
+            layer_of[g] = l
+    return layer_of
+
+
+@njit(cache=True)
+def _step_records(rec_step, rec_neuron, layer_of, lo_b, hi, n, out_lo, out_hi):
+    """Records of step ``n`` among a sample's ``[lo_b, hi)``, which end at ``hi``: returns
+    where they start and splits them (layer-major) into per-layer ranges ``out_lo/out_hi``."""
+    lo = hi
+    while lo > lo_b and rec_step[lo - 1] == n:
+        lo -= 1
     r = lo
-    for l in range(L):
+    for l in range(out_lo.shape[0]):
         out_lo[l] = r
         while r < hi and layer_of[rec_neuron[r]] == l:
             r += 1
         out_hi[l] = r
+    return lo
 
 
 @njit(cache=True)
@@ -875,7 +820,8 @@ def _merge_events(l, e0, e1, in_time, in_channel, rec_time, rec_neuron, a_lo, a_
 # --------------------------------------------------------------------------- dense backward
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _backward_dense_one(
-    ch,
+    ch,  # the chunk: samples ch, ch + n_chunks, ...
+    n_chunks,
     in_ptr,
     in_channel,
     in_time,
@@ -887,29 +833,28 @@ def _backward_dense_one(
     tau_s,
     kap,
     sep,
-    homog,
     theta,
     dt,
-    rec_ptr,
+    rec_ptr,  # (B+1,) records of sample b: rec_ptr[b] .. rec_ptr[b+1] (step, layer, time order)
     rec_step,
     rec_neuron,
     rec_den,
     rec_time,
-    rec_first,
+    rec_first,  # (R,) bool: first spike of a readout neuron
     grad_v,
     has_grad_v,
     grad_first,
     has_grad_first,
     reg,
     has_reg,
+    max_events,  # most events of one (sample, step, layer)
+    g_w_in,
+    g_w_rec,
+    homog,
     keep_states,
     states_v,
     states_i,
-    max_events,
-    n_chunks,
-    g_w_in,
-    g_w_rec,
-    g_tm,
+    g_tm,  # (n_chunks, N) dL/dtau_m
     g_ts,
 ):
     """One chunk of samples of :func:`exact_backward_dense`."""
@@ -953,10 +898,7 @@ def _backward_dense_one(
         k = rec_ptr[b + 1]
         tsum = np.zeros(k - lo_b + 1, np.float64)
         for n in range(T - 1, -1, -1):
-            k_lo = k
-            while k_lo > lo_b and rec_step[k_lo - 1] == n:
-                k_lo -= 1
-            _layer_ranges(rec_neuron, layer_of, k_lo, k, L, lay_lo, lay_hi)
+            k_lo = _step_records(rec_step, rec_neuron, layer_of, lo_b, k, n, lay_lo, lay_hi)
             e0 = in_ptr[b * T + n]
             e1 = in_ptr[b * T + n + 1]
             for l in range(L - 1, -1, -1):
@@ -1088,100 +1030,22 @@ def _backward_dense_one(
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def exact_backward_dense(
-    in_ptr,
-    in_channel,
-    in_time,
-    n_steps,
-    w_in,
-    w_rec,
-    offsets,
-    tau_m,
-    tau_s,
-    kap,
-    sep,
-    homog,
-    theta,
-    dt,
-    rec_ptr,  # (B+1,) records of sample b: rec_ptr[b] .. rec_ptr[b+1] (step, layer, time order)
-    rec_step,
-    rec_neuron,
-    rec_den,
-    rec_time,
-    rec_first,  # (R,) bool: first spike of a readout neuron
-    grad_v,
-    has_grad_v,
-    grad_first,
-    has_grad_first,
-    reg,
-    has_reg,
-    keep_states,
-    states_v,
-    states_i,
-    max_events,  # most events of one (sample, step, layer)
-    n_chunks,
-    g_w_in,
-    g_w_rec,
-    g_tm,  # (n_chunks, N) dL/dtau_m
-    g_ts,
-):
+def exact_backward_dense(n_chunks, *args):
+    """Weight and time-constant gradients, event by event.
+
+    Arguments: :func:`_backward_dense_one`.
+    """
     for ch in prange(n_chunks):
-        _backward_dense_one(
-            np.int64(ch),  # one compiled signature (prange makes the index unsigned)
-            in_ptr,
-            in_channel,
-            in_time,
-            n_steps,
-            w_in,
-            w_rec,
-            offsets,
-            tau_m,
-            tau_s,
-            kap,
-            sep,
-            homog,
-            theta,
-            dt,
-            rec_ptr,
-            rec_step,
-            rec_neuron,
-            rec_den,
-            rec_time,
-            rec_first,
-            grad_v,
-            has_grad_v,
-            grad_first,
-            has_grad_first,
-            reg,
-            has_reg,
-            keep_states,
-            states_v,
-            states_i,
-            max_events,
-            n_chunks,
-            g_w_in,
-            g_w_rec,
-            g_tm,
-            g_ts,
-        )
+        # one compiled signature (prange makes the index unsigned)
+        _backward_dense_one(np.int64(ch), n_chunks, *args)
     return 0
 
 
 # --------------------------------------------------------------------------- fast backward
-@njit(cache=True, fastmath=_FASTMATH)
-def _pair(em_k, es_k, em_e, es_e, dtk, itm, kap, sep, tge, absd):
-    """a and c over dtk = t_k - t_e > 0 from the step-relative exponentials of both times."""
-    a = em_k / em_e
-    b = es_k / es_e
-    if sep:
-        return a, kap * (a - b)
-    e = a if tge else b
-    return a, dtk * itm * e * _phi(dtk * absd)
-
-
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _backward_fast_one(
-    ch,
+    ch,  # the chunk: samples ch, ch + n_chunks, ...
+    n_chunks,
     in_ptr,
     in_channel,
     in_time,
@@ -1193,11 +1057,6 @@ def _backward_fast_one(
     tau_s,
     kap,
     sep,
-    alpha,
-    beta,
-    c,
-    kv_dt,
-    ki_dt,
     theta,
     dt,
     rec_ptr,
@@ -1213,23 +1072,21 @@ def _backward_fast_one(
     reg,
     has_reg,
     max_events,
-    n_chunks,
     g_w_in,
     g_w_rec,
+    alpha,
+    beta,
+    c,
+    kv_dt,
+    ki_dt,
 ):
     """One chunk of samples of :func:`exact_backward_fast`."""
     B = rec_ptr.shape[0] - 1
     T = n_steps
     L = len(w_in)
     N = offsets[L]
-    max_nl = 1
-    for l in range(L):
-        if offsets[l + 1] - offsets[l] > max_nl:
-            max_nl = offsets[l + 1] - offsets[l]
-    layer_of = np.empty(N, dtype=np.int64)
-    for l in range(L):
-        for g in range(offsets[l], offsets[l + 1]):
-            layer_of[g] = l
+    max_nl = _widest(offsets)
+    layer_of = _layer_of(offsets)
     pV = np.zeros(N, np.float64)
     pI = np.zeros(N, np.float64)
     src = np.zeros(max_nl, np.float64)
@@ -1246,10 +1103,7 @@ def _backward_fast_one(
         k = rec_ptr[b + 1]
         tsum = np.zeros(k - lo_b + 1, np.float64)
         for n in range(T - 1, -1, -1):
-            k_lo = k
-            while k_lo > lo_b and rec_step[k_lo - 1] == n:
-                k_lo -= 1
-            _layer_ranges(rec_neuron, layer_of, k_lo, k, L, lay_lo, lay_hi)
+            k_lo = _step_records(rec_step, rec_neuron, layer_of, lo_b, k, n, lay_lo, lay_hi)
             e0 = in_ptr[b * T + n]
             e1 = in_ptr[b * T + n + 1]
             for l in range(L - 1, -1, -1):
@@ -1290,10 +1144,8 @@ def _backward_fast_one(
                     es = math.exp(-t_k * its)
                     sp_em[q] = em
                     sp_es[q] = es
-                    a_s = al / em  # propagators from t_k to the step end
-                    b_s = be / es
-                    s = dt - t_k
-                    c_s = _c_of(s, a_s, b_s, itm, kp, sp, tg, ad)
+                    # propagators from t_k to the step end
+                    a_s, b_s, c_s = _prop_ratio(al, be, em, es, dt - t_k, itm, kp, sp, tg, ad)
                     pv = a_s * pV[g]
                     if has_src:
                         pv += src[j] * tm * (1.0 - a_s)
@@ -1311,7 +1163,9 @@ def _backward_fast_one(
                         r2 = s_lo + q2
                         j2 = rec_neuron[r2] - o
                         dtk = rec_time[r2] - t_k
-                        a2, c2 = _pair(sp_em[q2], sp_es[q2], em, es, dtk, itm, kp, sp, tg, ad)
+                        a2, _, c2 = _prop_ratio(
+                            sp_em[q2], sp_es[q2], em, es, dtk, itm, kp, sp, tg, ad
+                        )
                         dl = sp_dl[q2]
                         if j2 == j:
                             pv += a2 * dl
@@ -1342,10 +1196,7 @@ def _backward_fast_one(
                         row = rec_neuron[ra] - offsets[l - 1]
                     em = math.exp(-t_e * itm)
                     es = math.exp(-t_e * its)
-                    a_s = al / em
-                    b_s = be / es
-                    s = dt - t_e
-                    c_s = _c_of(s, a_s, b_s, itm, kp, sp, tg, ad)
+                    a_s, b_s, c_s = _prop_ratio(al, be, em, es, dt - t_e, itm, kp, sp, tg, ad)
                     if l == 0:
                         if has_src:
                             ki_s = ts * (1.0 - b_s) - tm * c_s
@@ -1383,7 +1234,9 @@ def _backward_fast_one(
                         if dtk <= 0.0:
                             continue
                         j2 = rec_neuron[r2] - o
-                        a2, c2 = _pair(sp_em[q], sp_es[q], em, es, dtk, itm, kp, sp, tg, ad)
+                        a2, _, c2 = _prop_ratio(
+                            sp_em[q], sp_es[q], em, es, dtk, itm, kp, sp, tg, ad
+                        )
                         dl = sp_dl[q]
                         Gi[row, j2] += c2 * dl
                         if l > 0:
@@ -1414,79 +1267,12 @@ def _backward_fast_one(
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def exact_backward_fast(
-    in_ptr,
-    in_channel,
-    in_time,
-    n_steps,
-    w_in,
-    w_rec,
-    offsets,
-    tau_m,
-    tau_s,
-    kap,
-    sep,
-    alpha,
-    beta,
-    c,
-    kv_dt,
-    ki_dt,
-    theta,
-    dt,
-    rec_ptr,
-    rec_step,
-    rec_neuron,
-    rec_den,
-    rec_time,
-    rec_first,
-    grad_v,
-    has_grad_v,
-    grad_first,
-    has_grad_first,
-    reg,
-    has_reg,
-    max_events,
-    n_chunks,
-    g_w_in,
-    g_w_rec,
-):
-    """Weight gradients for layer-wise homogeneous, fixed time constants (superposition)."""
+def exact_backward_fast(n_chunks, *args):
+    """Weight gradients for layer-wise homogeneous, fixed time constants (superposition).
+
+    Arguments: :func:`_backward_fast_one`.
+    """
     for ch in prange(n_chunks):
-        _backward_fast_one(
-            np.int64(ch),  # one compiled signature (prange makes the index unsigned)
-            in_ptr,
-            in_channel,
-            in_time,
-            n_steps,
-            w_in,
-            w_rec,
-            offsets,
-            tau_m,
-            tau_s,
-            kap,
-            sep,
-            alpha,
-            beta,
-            c,
-            kv_dt,
-            ki_dt,
-            theta,
-            dt,
-            rec_ptr,
-            rec_step,
-            rec_neuron,
-            rec_den,
-            rec_time,
-            rec_first,
-            grad_v,
-            has_grad_v,
-            grad_first,
-            has_grad_first,
-            reg,
-            has_reg,
-            max_events,
-            n_chunks,
-            g_w_in,
-            g_w_rec,
-        )
+        # one compiled signature (prange makes the index unsigned)
+        _backward_fast_one(np.int64(ch), n_chunks, *args)
     return 0

@@ -20,12 +20,13 @@ from numba.typed import List as TypedList
 
 from eventprop.engine import exact_kernels as kernels
 from eventprop.engine.exact_spec import COUNTERS, ExactTape
+from eventprop.engine.numba_backend import forward_outputs, layer_views, run_with_growing_buffers
 from eventprop.engine.spec import EngineConfig, LayerGrads, LayerTensors, SpikeRecord
 from eventprop.events import EventBatch
 
 __all__ = ["backward", "forward"]
 
-#: learnt per-sample record capacity, keyed by (total neurons, steps)
+#: learnt per-sample record capacity, keyed by (total neurons, steps) (see run_with_growing_buffers)
 _CAPACITY: dict[tuple[int, int], int] = {}
 #: relative separation of 1/tau_m and 1/tau_s (times dt) above which c = kap (a - b) is used
 _SEPARATED = 0.1
@@ -114,47 +115,24 @@ def forward(
     dtype, offsets = net.dtype, net.offsets
     in_ptr, in_channel, in_time, max_in = _inputs(events, dt)
     N = int(offsets[-1])
-    n_hidden_neurons = int(offsets[-2])
-    K = layers[-1].size
-    states_shape = (B, T, N) if keep_states else (1, 1, 1)
-    key = (N, T)
-    capacity = _CAPACITY.get(key, max(256, N * T // 64))
     f64 = np.float64
-    while True:
-        states_v = np.zeros(states_shape, f64)
-        states_i = np.zeros(states_shape, f64)
-        v_out = np.empty((B, T, K), f64)
-        first = np.full((B, K), T * dt, f64)
-        counts = np.zeros((B, n_hidden_neurons), f64)
-        rec_step = np.empty((B, capacity), np.int32)
-        rec_neuron = np.empty((B, capacity), np.int32)
-        rec_den = np.empty((B, capacity), f64)
-        rec_time = np.empty((B, capacity), np.float64)
-        rec_count = np.zeros(B, np.int64)
+
+    def run(capacity: int, buffers: list[np.ndarray], rec_count: np.ndarray) -> tuple:
+        outputs = forward_outputs(B, T, N, int(offsets[-2]), layers[-1].size, dt, f64, keep_states)
         clamped = np.zeros(B, np.int64)
         counters = np.zeros((B, 6), np.int64)
         kernels.exact_forward_kernel(
-            in_ptr, in_channel, in_time, T, net.w_in, net.w_rec, offsets, net.alpha, net.beta,
+            B, in_ptr, in_channel, in_time, T, net.w_in, net.w_rec, offsets, net.alpha, net.beta,
             net.c, net.kv, net.ki, net.tau_m, net.tau_s, net.kap, net.sep, net.homog, net.tpk,
             net.cpk, cfg.theta, cfg.min_denominator, cfg.spiking_readout, dt, max_in, keep_states,
-            states_v, states_i, v_out, first, counts, capacity, rec_step, rec_neuron, rec_den,
-            rec_time, rec_count, clamped, counters,
+            *outputs, capacity, *buffers, rec_count, clamped, counters,
         )  # fmt: skip
-        most = int(rec_count.max()) if B else 0
-        if most <= capacity:
-            break
-        capacity = int(most * 1.25) + 16  # a sample overflowed: run again, nothing is dropped
-    _CAPACITY[key] = int(most * 1.25) + 16
-    total = int(rec_count.sum())
-    sample = np.repeat(np.arange(B, dtype=np.int32), rec_count)
-    cols = [np.empty(total, a.dtype) for a in (rec_step, rec_neuron, rec_den, rec_time)]
-    start = 0
-    for b in range(B):
-        k = int(rec_count[b])
-        for col, buf in zip(cols, (rec_step, rec_neuron, rec_den, rec_time)):
-            col[start : start + k] = buf[b, :k]
-        start += k
-    steps, neurons, dens, tin = cols
+        return outputs, clamped, counters
+
+    sample, (steps, neurons, dens, tin), result = run_with_growing_buffers(
+        _CAPACITY, N, T, B, (np.int32, np.int32, f64, f64), run
+    )
+    (states_v, states_i, v_out, first, counts), clamped, counters = result
     records = SpikeRecord(
         torch.from_numpy(sample),
         torch.from_numpy(steps),
@@ -162,14 +140,13 @@ def forward(
         torch.from_numpy(dens.astype(dtype, copy=False)),
     )
     n_spiking = len(layers) if cfg.spiking_readout else len(layers) - 1
-    states = None
-    if keep_states:
-        sv = torch.from_numpy(states_v.astype(dtype, copy=False)).permute(1, 0, 2)
-        si = torch.from_numpy(states_i.astype(dtype, copy=False)).permute(1, 0, 2)
-        states = [
-            (sv[:, :, offsets[li] : offsets[li + 1]], si[:, :, offsets[li] : offsets[li + 1]])
-            for li in range(len(layers))
-        ]
+    kept = (states_v, states_i) if keep_states else None
+    states, hidden_counts = layer_views(
+        (states_v.astype(dtype, copy=False), states_i.astype(dtype, copy=False)) if kept else None,
+        counts.astype(dtype, copy=False),
+        offsets,
+        len(layers),
+    )
     summed = counters.sum(0)
     tape = ExactTape(
         records=records,
@@ -180,15 +157,7 @@ def forward(
         counters={name: int(v) for name, v in zip(COUNTERS, summed)},
     )
     tape.counters["candidates"] = int(summed[5])
-    tape._numba_exact = (  # type: ignore[attr-defined]
-        tin,
-        dens,
-        (states_v, states_i) if keep_states else None,
-    )
-    counts = counts.astype(dtype, copy=False)
-    hidden_counts = [
-        torch.from_numpy(counts[:, offsets[li] : offsets[li + 1]]) for li in range(len(layers) - 1)
-    ]
+    tape._numba_exact = (tin, dens, kept)  # type: ignore[attr-defined]
     return (
         torch.from_numpy(v_out.astype(dtype, copy=False)),
         torch.from_numpy(first.astype(dtype, copy=False)),
@@ -254,21 +223,15 @@ def backward(
     w_in64, w_rec64 = net.w_in, net.w_rec
     g_tm = np.zeros((n_chunks, N), f64)
     g_ts = np.zeros((n_chunks, N), f64)
+    common = (
+        n_chunks, in_ptr, in_channel, in_time, T, w_in64, w_rec64, offsets, net.tau_m, net.tau_s,
+        net.kap, net.sep, cfg.theta, dt, rec_ptr, rec_step, rec_neuron, den, rec_time, rec_first,
+        gv, grad_v is not None, gf, has_gf, reg, has_reg, max_events, g_w_in, g_w_rec,
+    )  # fmt: skip
     if dense:
-        kernels.exact_backward_dense(
-            in_ptr, in_channel, in_time, T, w_in64, w_rec64, offsets, net.tau_m, net.tau_s,
-            net.kap, net.sep, net.homog, cfg.theta, dt, rec_ptr, rec_step, rec_neuron, den,
-            rec_time, rec_first, gv, grad_v is not None, gf, has_gf, reg, has_reg, keep,
-            states_v, states_i, max_events,
-            n_chunks, g_w_in, g_w_rec, g_tm, g_ts,
-        )  # fmt: skip
+        kernels.exact_backward_dense(*common, net.homog, keep, states_v, states_i, g_tm, g_ts)
     else:
-        kernels.exact_backward_fast(
-            in_ptr, in_channel, in_time, T, w_in64, w_rec64, offsets, net.tau_m, net.tau_s,
-            net.kap, net.sep, net.alpha, net.beta, net.c, net.kv, net.ki, cfg.theta, dt,
-            rec_ptr, rec_step, rec_neuron, den, rec_time, rec_first, gv, grad_v is not None,
-            gf, has_gf, reg, has_reg, max_events, n_chunks, g_w_in, g_w_rec,
-        )  # fmt: skip
+        kernels.exact_backward_fast(*common, net.alpha, net.beta, net.c, net.kv, net.ki)
     out = []
     for li, layer in enumerate(layers):
         sl = slice(offsets[li], offsets[li + 1])

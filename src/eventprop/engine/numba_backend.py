@@ -8,7 +8,9 @@ run again with a larger buffer, so no spike is ever dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -116,6 +118,96 @@ def held_inputs(events: EventBatch) -> tuple[np.ndarray, np.ndarray]:
     return ptr, channel
 
 
+def forward_outputs(
+    batch: int,
+    n_steps: int,
+    n_neurons: int,
+    n_hidden: int,
+    n_out: int,
+    dt: float,
+    dtype,
+    keep_states: bool,
+) -> tuple[np.ndarray, ...]:
+    """Fresh outputs of a forward kernel: ``(states_v, states_i, v_out, first, counts)``.
+
+    The states are ``(B, T, N)`` when kept (``(1, 1, 1)`` placeholders otherwise), ``first`` is
+    pre-filled with ``T * dt`` (no spike) and the hidden spike counts with zeros.
+    """
+    states_shape = (batch, n_steps, n_neurons) if keep_states else (1, 1, 1)
+    return (
+        np.zeros(states_shape, dtype),
+        np.zeros(states_shape, dtype),
+        np.empty((batch, n_steps, n_out), dtype),
+        np.full((batch, n_out), n_steps * dt, dtype),
+        np.zeros((batch, n_hidden), dtype),
+    )
+
+
+def run_with_growing_buffers(
+    capacities: dict[tuple[int, int], int],
+    n_neurons: int,
+    n_steps: int,
+    batch: int,
+    dtypes: tuple,
+    run: Callable[[int, list[np.ndarray], np.ndarray], Any],
+) -> tuple[np.ndarray, list[np.ndarray], Any]:
+    """Run a forward kernel into per-sample record buffers, again with larger ones on overflow.
+
+    ``run(capacity, buffers, rec_count)`` runs the kernel once: ``buffers`` holds one
+    ``(B, capacity)`` array per record column (``dtypes``), ``rec_count`` receives the spikes
+    of every sample (which may exceed the capacity: those are not written). It allocates its
+    other outputs itself, since a re-run starts from scratch, and returns them. The capacity is
+    learnt in ``capacities``, keyed by ``(n_neurons, n_steps)``: it follows the activity.
+
+    Returns the sample of every record, the record columns compacted into flat arrays
+    (sample-major, in the kernel's order within a sample) and what the last ``run`` returned.
+    """
+    key = (n_neurons, n_steps)
+    capacity = capacities.get(key, max(256, n_neurons * n_steps // 64))
+    while True:
+        buffers = [np.empty((batch, capacity), d) for d in dtypes]
+        rec_count = np.zeros(batch, np.int64)
+        result = run(capacity, buffers, rec_count)
+        most = int(rec_count.max()) if batch else 0
+        if most <= capacity:
+            break
+        capacity = int(most * 1.25) + 16  # a sample overflowed: run again, nothing is dropped
+    capacities[key] = int(most * 1.25) + 16  # follows the activity, up or down
+    # compact the per-sample buffers into flat records: O(spikes)
+    total = int(rec_count.sum())
+    sample = np.repeat(np.arange(batch, dtype=np.int32), rec_count)
+    columns = [np.empty(total, d) for d in dtypes]
+    start = 0
+    for b in range(batch):
+        k = int(rec_count[b])
+        for col, buf in zip(columns, buffers):
+            col[start : start + k] = buf[b, :k]
+        start += k
+    return sample, columns, result
+
+
+def layer_views(
+    states: tuple[np.ndarray, np.ndarray] | None,
+    counts: np.ndarray,
+    offsets: np.ndarray,
+    n_layers: int,
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]] | None, list[torch.Tensor]]:
+    """Per-layer torch views of the kept ``(B, T, N)`` states (as ``(T, B, n_l)``, None when
+    not kept) and of the hidden layers' ``(B, n_l)`` spike counts."""
+    views = None
+    if states is not None:
+        sv = torch.from_numpy(states[0]).permute(1, 0, 2)  # (T, B, N) views
+        si = torch.from_numpy(states[1]).permute(1, 0, 2)
+        views = [
+            (sv[:, :, offsets[li] : offsets[li + 1]], si[:, :, offsets[li] : offsets[li + 1]])
+            for li in range(n_layers)
+        ]
+    hidden_counts = [
+        torch.from_numpy(counts[:, offsets[li] : offsets[li + 1]]) for li in range(n_layers - 1)
+    ]
+    return views, hidden_counts
+
+
 def forward(
     events: EventBatch, layers: list[LayerTensors], cfg: EngineConfig, keep_states: bool
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], Tape]:
@@ -124,47 +216,23 @@ def forward(
     in_ptr, in_channel = held_inputs(events)
     B, T, dt = events.batch_size, events.n_steps, cfg.dt
     N = int(offsets[-1])
-    n_hidden_neurons = int(offsets[-2])
-    K = layers[-1].size
-    states_shape = (B, T, N) if keep_states else (1, 1, 1)
-    key = (N, T)
-    capacity = _CAPACITY.get(key, max(256, N * T // 64))
-    while True:
-        states_v = np.zeros(states_shape, dtype)
-        states_i = np.zeros(states_shape, dtype)
-        v_out = np.empty((B, T, K), dtype)
-        first = np.full((B, K), T * dt, dtype)
-        counts = np.zeros((B, n_hidden_neurons), dtype)
-        rec_step = np.empty((B, capacity), np.int32)
-        rec_neuron = np.empty((B, capacity), np.int32)
-        rec_den = np.empty((B, capacity), dtype)
-        rec_count = np.zeros(B, np.int64)
+
+    def run(capacity: int, buffers: list[np.ndarray], rec_count: np.ndarray) -> tuple:
+        outputs = forward_outputs(
+            B, T, N, int(offsets[-2]), layers[-1].size, dt, dtype, keep_states
+        )
         clamped = np.zeros(B, np.int64)
         kernels.forward_kernel(
             in_ptr, in_channel, T, packed.flat, packed.in_off, packed.rec_off, offsets,
             cat["alpha"], cat["beta"], cat["c"], cfg.theta, cfg.min_denominator,
-            cfg.spiking_readout, dt, keep_states,
-            states_v, states_i, v_out, first, counts, capacity, rec_step, rec_neuron, rec_den,
-            rec_count, clamped,
+            cfg.spiking_readout, dt, keep_states, *outputs, capacity, *buffers, rec_count, clamped,
         )  # fmt: skip
-        most = int(rec_count.max()) if B else 0
-        if most <= capacity:
-            break
-        capacity = int(most * 1.25) + 16  # a sample overflowed: run again, nothing is dropped
-    _CAPACITY[key] = int(most * 1.25) + 16  # follows the activity, up or down
-    # compact the per-sample buffers into flat records (sample-major, step-sorted): O(spikes)
-    total = int(rec_count.sum())
-    sample = np.repeat(np.arange(B, dtype=np.int32), rec_count)
-    steps = np.empty(total, np.int32)
-    neurons = np.empty(total, np.int32)
-    dens = np.empty(total, dtype)
-    start = 0
-    for b in range(B):
-        k = int(rec_count[b])
-        steps[start : start + k] = rec_step[b, :k]
-        neurons[start : start + k] = rec_neuron[b, :k]
-        dens[start : start + k] = rec_den[b, :k]
-        start += k
+        return outputs, clamped
+
+    sample, (steps, neurons, dens), result = run_with_growing_buffers(
+        _CAPACITY, N, T, B, (np.int32, np.int32, dtype), run
+    )
+    (states_v, states_i, v_out, first, counts), clamped = result
     records = SpikeRecord(
         torch.from_numpy(sample),
         torch.from_numpy(steps),
@@ -172,14 +240,9 @@ def forward(
         torch.from_numpy(dens),
     )
     n_spiking = len(layers) if cfg.spiking_readout else len(layers) - 1
-    states = None
-    if keep_states:
-        sv = torch.from_numpy(states_v).permute(1, 0, 2)  # (T, B, N) views
-        si = torch.from_numpy(states_i).permute(1, 0, 2)
-        states = [
-            (sv[:, :, offsets[li] : offsets[li + 1]], si[:, :, offsets[li] : offsets[li + 1]])
-            for li in range(len(layers))
-        ]
+    states, hidden_counts = layer_views(
+        (states_v, states_i) if keep_states else None, counts, offsets, len(layers)
+    )
     tape = Tape(
         records=records,
         offsets=[int(o) for o in offsets[: n_spiking + 1]],
@@ -188,9 +251,6 @@ def forward(
         inputs=(in_ptr, in_channel),
         private={"states": (states_v, states_i)} if keep_states else {},
     )
-    hidden_counts = [
-        torch.from_numpy(counts[:, offsets[li] : offsets[li + 1]]) for li in range(len(layers) - 1)
-    ]
     return torch.from_numpy(v_out), torch.from_numpy(first), hidden_counts, tape
 
 
