@@ -399,17 +399,24 @@ def _forward_kernel_one(
             absd_o = absd_all[o]
             al_o = alpha[o]
             be_o = beta[o]
+            # layer slices (x[o + j] in a loop would keep it scalar: see numba_kernels)
+            Vo = V[o : o + nl]
+            Io = I[o : o + nl]
+            alpha_o = alpha[o : o + nl]
+            beta_o = beta[o : o + nl]
+            c_o = c[o : o + nl]
             for j in range(nl):
-                g = o + j
-                v0 = V[g]
-                i0 = I[g]
-                Vend[j] = alpha[g] * v0 + c[g] * i0
-                Iend[j] = beta[g] * i0
+                v0 = Vo[j]
+                i0 = Io[j]
+                Vend[j] = alpha_o[j] * v0 + c_o[j] * i0
+                Iend[j] = beta_o[j] * i0
                 Imax[j] = 0.0
-                Fb[j] = v0 + (1.0 - alpha[g]) * max(max(i0, 0.0) - v0, 0.0)
+                Fb[j] = v0 + (1.0 - alpha_o[j]) * max(max(i0, 0.0) - v0, 0.0)
             if ro:
+                kv_o = kv_dt[o : o + nl]
+                ki_o = ki_dt[o : o + nl]
                 for j in range(nl):
-                    J[j] = kv_dt[o + j] * V[o + j] + ki_dt[o + j] * I[o + j]
+                    J[j] = kv_o[j] * Vo[j] + ki_o[j] * Io[j]
             for i in range(na):
                 row = ar[i]
                 if hom:
@@ -716,8 +723,8 @@ def _forward_kernel_one(
                     resm[m] = 0.0
             # ---- 4. end of step
             for j in range(nl):
-                V[o + j] = Vend[j]
-                I[o + j] = Iend[j]
+                Vo[j] = Vend[j]
+                Io[j] = Iend[j]
             if ro:
                 for j in range(nl):
                     v_out[b, n, j] = J[j] / dt
