@@ -170,3 +170,34 @@ def test_decayed_state_is_flushed_to_zero_not_subnormal() -> None:
     assert bool((tail == 0).all())  # decayed below 1e-30 and set to zero
     tiny = torch.finfo(torch.float32).tiny
     assert not bool(((v != 0) & (v.abs() < tiny)).any())  # never a subnormal on the way
+
+
+def test_numba_backward_needs_only_the_tape_not_the_batch() -> None:
+    """The numba tape keeps its own copy of the inputs: the batch can be freed after forward."""
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    net = random_network(3, backend="numba")
+    ev = random_events(4)
+    ref_grads = None
+    for keep_batch in (True, False):
+        net.zero_grad()
+        events = EventBatch.from_arrays(
+            ev.sample, ev.step, ev.channel, batch_size=ev.batch_size, n_steps=ev.n_steps,
+            n_channels=ev.n_channels,
+        )  # fmt: skip
+        alive = weakref.ref(events)
+        out = net(events)
+        loss = out.voltage.sum() + sum(c.sum() for c in out.hidden_counts)
+        if not keep_batch:
+            del events
+            gc.collect()
+            assert alive() is None  # nothing in the graph or the tape holds the batch
+        loss.backward()
+        grads = [p.grad.clone() for p in net.parameters() if p.grad is not None]
+        if ref_grads is None:
+            ref_grads = grads
+        else:
+            for a, b in zip(ref_grads, grads):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
