@@ -148,7 +148,7 @@ def forward_kernel(
                 for j in range(nl):
                     g = o + j
                     v = V[g]
-                    if v < theta:
+                    if not v >= theta:  # NaN does not fire, as in the torch backend
                         continue
                     # I - theta at the crossing, placed inside the step by interpolating V
                     v0 = V0[g]
