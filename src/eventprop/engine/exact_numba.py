@@ -51,15 +51,15 @@ class _Net:
         self.offsets = np.zeros(len(layers) + 1, dtype=np.int64)
         for li, layer in enumerate(layers):
             self.offsets[li + 1] = self.offsets[li] + layer.size
-        # the kernels compute in float64 whatever the network's dtype (one compilation; a
-        # float32 network gets the float64 spikes, its outputs are cast at the end)
-        f64 = np.float64
-        self.w_in = TypedList([_np(layer.w_in).astype(f64, copy=False) for layer in layers])
+        # the kernels compute in float64 whatever the network's dtype (a float32 network gets
+        # the float64 spikes, its outputs are cast at the end). Weights stay in their own dtype:
+        # widening a float32 to float64 is exact, so reading float32 rows inside the kernels
+        # gives the same numbers while moving half the bytes through the row loops.
+        wt = self.dtype
+        self.w_in = TypedList([_np(layer.w_in) for layer in layers])
         self.w_rec = TypedList(
             [
-                _np(layer.w_rec).astype(f64, copy=False)
-                if layer.w_rec is not None
-                else np.zeros((0, 0), f64)
+                _np(layer.w_rec) if layer.w_rec is not None else np.zeros((0, 0), wt)
                 for layer in layers
             ]
         )
