@@ -9,6 +9,8 @@ import argparse
 import sys
 import time
 
+from eventprop.cli.groups import command_group
+
 __all__ = ["register"]
 
 
@@ -53,19 +55,13 @@ def _encode(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``audio`` sub-command and its actions to the top-level parser."""
-    audio = subparsers.add_parser(
+    actions = command_group(
+        subparsers,
         "audio",
         help="convert audio to spike trains (SHD cochlea model)",
         description="Convert audio to spike trains with eventprop's implementation of the "
         "SHD cochlea model (basilar membrane, hair cells, bushy cells).",
     )
-    actions = audio.add_subparsers(dest="audio_command", metavar="ACTION")
-
-    def _usage(_args: argparse.Namespace) -> int:
-        audio.print_help()
-        return 2
-
-    audio.set_defaults(func=_usage)
 
     enc = actions.add_parser(
         "encode",

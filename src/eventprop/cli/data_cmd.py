@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from eventprop.cli.groups import command_group
+
 __all__ = ["register"]
 
 
@@ -107,18 +109,12 @@ def _path(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` sub-command and its actions to the top-level parser."""
-    data = subparsers.add_parser(
+    actions = command_group(
+        subparsers,
         "data",
         help="download, build and inspect datasets",
         description="Download, build and inspect datasets.",
     )
-    actions = data.add_subparsers(dest="data_command", metavar="ACTION")
-
-    def _usage(_args: argparse.Namespace) -> int:
-        data.print_help()
-        return 2
-
-    data.set_defaults(func=_usage)
 
     dl = actions.add_parser(
         "download",
