@@ -20,7 +20,12 @@ from numba.typed import List as TypedList
 
 from eventprop.engine import exact_kernels as kernels
 from eventprop.engine.exact_spec import COUNTERS, ExactTape
-from eventprop.engine.numba_backend import forward_outputs, layer_views, run_with_growing_buffers
+from eventprop.engine.numba_backend import (
+    count_sources,
+    forward_outputs,
+    layer_views,
+    run_with_growing_buffers,
+)
 from eventprop.engine.spec import EngineConfig, LayerGrads, LayerTensors, SpikeRecord
 from eventprop.events import EventBatch
 
@@ -203,13 +208,7 @@ def backward(
         _, first_idx = np.unique(key, return_index=True)  # records are in time order
         rec_first[sel[first_idx]] = True
     has_reg = any(g is not None for g in grad_counts)
-    reg = dummy2
-    if has_reg:
-        reg = np.zeros((B, int(offsets[-2])), f64)
-        for li, g in enumerate(grad_counts):
-            if g is not None:
-                tm = net.tau_m[offsets[li] : offsets[li + 1]]
-                reg[:, offsets[li] : offsets[li + 1]] = _np(g) * tm**2
+    reg = count_sources(grad_counts, net.tau_m, offsets, B, f64) if has_reg else dummy2
     keep = tape.states is not None
     states_v, states_i = kept if keep else (dummy3, dummy3)
     g_w_in = TypedList([np.zeros((n_chunks, *w.shape), f64) for w in net.w_in])

@@ -118,6 +118,25 @@ def held_inputs(events: EventBatch) -> tuple[np.ndarray, np.ndarray]:
     return ptr, channel
 
 
+def count_sources(
+    grad_counts: list[torch.Tensor | None],
+    tau_m: np.ndarray,
+    offsets: np.ndarray,
+    batch: int,
+    dtype,
+) -> np.ndarray:
+    """``(B, N_hidden)`` jump term of spike-count losses: ``tau_m**2 * dL/dN`` per neuron.
+
+    ``grad_counts[l]`` is ``dL/dN`` of hidden layer ``l`` (None where no loss uses it: zeros).
+    """
+    reg = np.zeros((batch, int(offsets[-2])), dtype)
+    for li, g in enumerate(grad_counts):
+        if g is not None:
+            tm = tau_m[offsets[li] : offsets[li + 1]]
+            reg[:, offsets[li] : offsets[li + 1]] = _np(g) * tm**2
+    return reg
+
+
 def forward_outputs(
     batch: int,
     n_steps: int,
@@ -287,14 +306,7 @@ def backward(
             rec.step.numpy()[sel].astype(np.int64),
         )
     has_reg = any(g is not None for g in grad_counts)
-    if has_reg:
-        reg = np.zeros((B, int(offsets[-2])), dtype)
-        for li, g in enumerate(grad_counts):
-            if g is not None:
-                tau_m = cat["tau_m"][offsets[li] : offsets[li + 1]]
-                reg[:, offsets[li] : offsets[li + 1]] = _np(g) * tau_m**2
-    else:
-        reg = dummy2
+    reg = count_sources(grad_counts, cat["tau_m"], offsets, B, dtype) if has_reg else dummy2
     keep = tape.states is not None
     states_v, states_i = tape.private["states"] if keep else (dummy3, dummy3)
 
