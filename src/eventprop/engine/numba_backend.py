@@ -284,7 +284,7 @@ def backward(
 ) -> list[LayerGrads]:
     """See :func:`eventprop.engine.torch_backend.backward`; same gradients."""
     dtype, offsets, packed, cat = _structure(layers)
-    in_ptr, in_channel = tape.inputs if tape.inputs else held_inputs(events)
+    in_ptr, in_channel = tape.inputs  # the forward pass's copy: the batch may be gone
     B, T = events.batch_size, events.n_steps
     K = layers[-1].size
     n_chunks = max(1, min(B, numba.get_num_threads()))
