@@ -71,8 +71,8 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _make_spoken_digits(args: argparse.Namespace) -> int:
-    from eventprop.data.espeak import EspeakError
-    from eventprop.data.spoken_digits import build_spoken_digits
+    from eventprop.builders.espeak import EspeakError
+    from eventprop.builders.spoken_digits import build_spoken_digits
 
     try:
         built = build_spoken_digits(
@@ -97,6 +97,54 @@ def _make_spoken_digits(args: argparse.Namespace) -> int:
         f"built in {built.seconds:.0f} s; train on it with: eventprop train shd_small "
         f"--set data.directory={built.train_path.parent}"
     )
+    return 0
+
+
+def _rate(text: str) -> int | None:
+    if text.lower() == "native":
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a rate in Hz or 'native', got {text}")
+    return value
+
+
+def _make_shd(args: argparse.Namespace) -> int:
+    from eventprop.builders.encode_cache import EncodingError
+    from eventprop.builders.shd_replica import ReplicaInputError, build_shd_replica
+
+    try:
+        built = build_shd_replica(
+            args.audio,
+            args.out,
+            split=args.split,
+            test_speakers=args.test_speakers,
+            seed=args.seed,
+            channels=args.channels,
+            sample_rate=args.sample_rate,
+            workers=args.workers,
+            cache_dir=args.cache_dir,
+            keep_cache=args.keep_cache,
+            force=args.force,
+            progress=not args.no_progress,
+        )
+    except (EncodingError, ReplicaInputError, FileExistsError, ValueError, OSError) as exc:
+        print(f"eventprop data make-shd: {exc}", file=sys.stderr)
+        return 1
+    for name, path, n in (
+        ("train", built.train_path, built.n_train),
+        ("test", built.test_path, built.n_test),
+    ):
+        counts = built.spikes[name]
+        print(f"{path}  ({n} samples, {counts.mean():.0f} spikes per sample)")
+    rate = ""
+    if built.encoded:
+        rate = (
+            f"; encoded {built.encoded} files in {built.encode_s:.0f} s "
+            f"({built.encoded / built.encode_s:.1f} files/s, "
+            f"{built.audio_s / built.encode_s:.1f}x real time)"
+        )
+    print(f"split '{built.split}', built in {built.seconds:.0f} s{rate}")
     return 0
 
 
@@ -186,6 +234,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sd.add_argument("--force", action="store_true", help="replace existing files")
     sd.add_argument("--no-progress", action="store_true", help="no progress bar")
     sd.set_defaults(func=_make_spoken_digits)
+
+    shd = actions.add_parser(
+        "make-shd",
+        help="rebuild SHD from the Heidelberg Digits audio",
+        description="Encode the Heidelberg Digits recordings (hd_audio.tar.gz: "
+        "lang-{english,german}_speaker-NN_trial-T_digit-D.flac, in AUDIO or AUDIO/audio) with "
+        "eventprop's SHD cochlea and write OUT/shd_train.h5 and OUT/shd_test.h5 in the official "
+        "layout (labels: digit, +10 for German; extra/speaker: the speaker id). Not the official "
+        "files: every file says so. A killed build resumes without re-encoding finished files.",
+    )
+    shd.add_argument("--audio", required=True, help="folder of the HD recordings")
+    shd.add_argument("--out", required=True, help="target folder (data.directory for training)")
+    shd.add_argument(
+        "--split",
+        choices=["official", "speakers", "shd-like"],
+        default=None,
+        help="official: train/test_filenames.txt of AUDIO (the default when they are there); "
+        "speakers: the test speakers' recordings form the test set (the default otherwise); "
+        "shd-like: those plus a seeded 4.94 %% of the other speakers' recordings (SHD's "
+        "test-set size: 2,264 files)",
+    )
+    shd.add_argument(
+        "--test-speakers",
+        type=int,
+        nargs="+",
+        default=[4, 5],
+        metavar="ID",
+        help="speakers held out for the test set (default: 4 5, as SHD)",
+    )
+    shd.add_argument("--seed", type=int, default=0, help="seed of the cochlea and the draws")
+    shd.add_argument(
+        "--channels", type=int, default=700, help="cochlea channels (default 700, as SHD)"
+    )
+    shd.add_argument(
+        "--sample-rate",
+        type=_rate,
+        default=24000,
+        help="the cochlea's model rate in Hz, or 'native' for each file's own rate "
+        "(default 24000: matches SHD's spike counts; see docs/shd-replica.md)",
+    )
+    shd.add_argument(
+        "--workers", type=int, default=None, help="parallel processes (default: every core)"
+    )
+    shd.add_argument(
+        "--cache-dir",
+        default=None,
+        help="folder of the per-file encodings (default OUT/.make-shd-cache, removed after "
+        "a successful build); a folder given here is kept and reused by later builds",
+    )
+    shd.add_argument(
+        "--keep-cache", action="store_true", help="keep the default cache after the build"
+    )
+    shd.add_argument("--force", action="store_true", help="replace existing files")
+    shd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    shd.set_defaults(func=_make_shd)
 
     path = actions.add_parser("path", help="print the data directory in use")
     path.add_argument("--dir", default=None, help="explicit folder (printed as resolved)")

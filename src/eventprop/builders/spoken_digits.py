@@ -5,7 +5,7 @@ German by 12 speakers, passed through a cochlea model to 700 spike trains, with 
 out for the test set. The official files cannot be downloaded everywhere (no network), so this
 module rebuilds the same kind of data from what every machine can have:
 
-- **speech**: espeak-ng (:mod:`eventprop.data.espeak`). A *speaker* is one voice variant
+- **speech**: espeak-ng (:mod:`eventprop.builders.espeak`). A *speaker* is one voice variant
   (timbre), one English accent, a base speed and pitch; each speaker says every digit
   ``repeats`` times, each repetition with its own small changes of speed and pitch and its
   own silence before and after the word, as a human speaker never says a word twice the
@@ -34,8 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from eventprop.data.cache import atomic_write
-from eventprop.data.espeak import (
+from eventprop.builders.espeak import (
     SpeechSettings,
     espeak_version,
     find_espeak,
@@ -43,6 +42,7 @@ from eventprop.data.espeak import (
     list_variants,
     synthesize,
 )
+from eventprop.data.cache import atomic_write
 from eventprop.data.hdf5 import N_CHANNELS, write_hdf5
 
 __all__ = [

@@ -14,9 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from eventprop.cli.main import main
-from eventprop.data import spoken_digits as sd
-from eventprop.data.espeak import (
+from eventprop.builders import spoken_digits as sd
+from eventprop.builders.espeak import (
     INSTALL_HINT,
     EspeakNotFoundError,
     SpeechSettings,
@@ -25,6 +24,7 @@ from eventprop.data.espeak import (
     list_variants,
     synthesize,
 )
+from eventprop.cli.main import main
 from eventprop.data.hdf5 import read_hdf5
 
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None
@@ -151,7 +151,7 @@ def test_wav_stream_header_is_repaired_or_rejected():
 
     from scipy.io import wavfile
 
-    from eventprop.data.espeak import EspeakError, _fix_stream_header
+    from eventprop.builders.espeak import EspeakError, _fix_stream_header
 
     buf = io.BytesIO()
     wavfile.write(buf, 22050, np.arange(100, dtype=np.int16))
