@@ -18,14 +18,18 @@ COMMAND_MODULES = (
     "eventprop.cli.data_cmd",
     "eventprop.cli.bench_cmd",
     "eventprop.cli.audio_cmd",
+    "eventprop.cli.nir_cmd",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from eventprop import __version__
+
     parser = argparse.ArgumentParser(
         prog="eventprop",
         description="Train spiking neural networks with exact EventProp gradients.",
     )
+    parser.add_argument("--version", action="version", version=f"eventprop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
