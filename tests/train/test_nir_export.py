@@ -7,12 +7,12 @@ import torch
 
 pytest.importorskip("nir")
 
-from eventprop.cli.main import main  # noqa: E402
-from eventprop.nir import read_nir  # noqa: E402
-from eventprop.train.checkpoint import load_checkpoint  # noqa: E402
-from eventprop.train.data import load_run_data  # noqa: E402
-from eventprop.train.loop import train  # noqa: E402
-from eventprop.train.model import build_network  # noqa: E402
+from eventprop.cli.main import main
+from eventprop.nir import read_nir
+from eventprop.train.checkpoint import load_checkpoint
+from eventprop.train.data import load_run_data
+from eventprop.train.loop import train
+from eventprop.train.model import build_network
 
 
 def test_export_nir_writes_the_best_checkpoint(tiny_config, tmp_path, capsys):
