@@ -199,8 +199,9 @@ def scan_hd_audio(
                 "is needed"
             )
     official = None
+    # the lists lie next to audio/ in HD's tarball; also accepted inside the audio folder
     lists = {s: root / n for s, n in OFFICIAL_LISTS.items()}
-    if folder != root and not all(p.is_file() for p in lists.values()):
+    if folder != root and not any(p.is_file() for p in lists.values()):
         lists = {s: folder / n for s, n in OFFICIAL_LISTS.items()}
     found = [p for p in lists.values() if p.is_file()]
     if len(found) == 1:
