@@ -79,6 +79,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--list-configs", action="store_true", help="list the built-in configs and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or epoch lines")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="data-parallel training in N local processes (torch.distributed: gloo on CPU, "
+        "nccl with CUDA); each takes a shard of every batch, gradients are summed, the run "
+        "directory is written by rank 0. Also: torchrun --nproc-per-node N -m eventprop train",
+    )
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser(
@@ -125,7 +134,64 @@ def _load(args: argparse.Namespace, command: str) -> Any:
         return None
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _run_parallel(args: argparse.Namespace, cfg: Any) -> int:
+    """Start the worker processes (parent) or train as one rank (a worker)."""
+    import os
+
+    from eventprop.train import distributed as D
+    from eventprop.train.runs import RunDirError, read_run_config
+
+    in_group = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if not in_group:
+        try:
+            D.check_config(read_run_config(args.resume) if args.resume else cfg)
+        except (RunDirError, D.DistributedConfigError) as exc:
+            _err("train", exc)
+            return 2
+        if args.nproc < 1:
+            _err("train", ValueError(f"--nproc: must be >= 1, got {args.nproc}"))
+            return 2
+        return D.launch(args.nproc, _without_nproc(list(getattr(args, "argv", sys.argv[1:]))))
+    ctx = D.from_environment()
+    assert ctx is not None
+    result = D.train_distributed(
+        ctx,
+        None if args.resume else cfg,
+        run_dir=args.run_dir,
+        root=args.root,
+        resume_dir=args.resume,
+        quiet=args.quiet or not ctx.is_main,
+    )
+    if args.quiet and ctx.is_main:
+        _print_quiet(result)
+    return 0
+
+
+def _print_quiet(result: Any) -> None:
+    s = result.summary
+    test = (s.get("test") or {}).get("accuracy")
+    val = (s.get("validation") or {}).get("accuracy")
+    print(
+        f"{s['name']}: validation {'n/a' if val is None else f'{100 * val:.2f} %'}, test "
+        f"{'n/a' if test is None else f'{100 * test:.2f} %'}; run directory: {result.run_dir}"
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
+    import os
+
     from eventprop.train.config import dump_config, list_builtin_configs
     from eventprop.train.loop import TrainingDiverged, resume, train
     from eventprop.train.model import MethodUnavailableError
@@ -155,7 +221,10 @@ def run_train(args: argparse.Namespace) -> int:
         if args.print_config:
             print(dump_config(cfg), end="")
             return 0
+    parallel = args.nproc != 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
     try:
+        if parallel:
+            return _run_parallel(args, None if args.resume else cfg)
         if args.resume:
             result = resume(args.resume, quiet=args.quiet)
         else:
@@ -175,13 +244,7 @@ def run_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     if args.quiet:
-        s = result.summary
-        test = (s.get("test") or {}).get("accuracy")
-        val = (s.get("validation") or {}).get("accuracy")
-        print(
-            f"{s['name']}: validation {'n/a' if val is None else f'{100 * val:.2f} %'}, test "
-            f"{'n/a' if test is None else f'{100 * test:.2f} %'}; run directory: {result.run_dir}"
-        )
+        _print_quiet(result)
     return 0
 
 

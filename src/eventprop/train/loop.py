@@ -41,6 +41,7 @@ from eventprop.train.checkpoint import (
 )
 from eventprop.train.config import ExperimentConfig
 from eventprop.train.data import RunData, load_run_data
+from eventprop.train.distributed import DistContext
 from eventprop.train.evaluate import EvalResult, evaluate, sample_activity
 from eventprop.train.metrics import EpochAccumulator, MetricsLog
 from eventprop.train.model import (
@@ -116,8 +117,13 @@ class Trainer:
         stream: TextIO | None = None,
         on_batch: Callback | None = None,
         on_epoch_end: Callback | None = None,
+        dist: DistContext | None = None,
     ) -> None:
         self.cfg = cfg
+        #: data-parallel group (``eventprop.train.distributed``): shards batches, sums gradients
+        self.dist = dist
+        #: checkpoint to resume from (ranks other than 0 keep their files elsewhere)
+        self.restore_from: Path | None = None
         self.paths = paths
         self.resume = resume
         self.quiet = quiet
@@ -183,7 +189,7 @@ class Trainer:
         }
 
     def _restore(self) -> None:
-        ck = load_checkpoint(self.paths.last)
+        ck = load_checkpoint(self.restore_from or self.paths.last)
         self.net.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.schedule.load_state_dict(ck["schedule"])
@@ -220,6 +226,8 @@ class Trainer:
         batches = self.data.train_batches(
             data, epoch, self.seeds["data_order"], tc.batch_size, tc.drop_last
         )
+        if self.dist is not None:
+            batches = self.dist.shards(batches)
         if self._bar is not None:
             self._bar.set_description(f"epoch {epoch + 1}/{tc.epochs}")
         for b, (events, labels) in enumerate(batches):
@@ -236,6 +244,8 @@ class Trainer:
                 raise TrainingDiverged(epoch, b, f"{what} (readout loss {float(loss.detach())!r})")
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
+            if self.dist is not None:
+                self.dist.all_reduce_gradients(list(self.params.values()))
             self._check_grads(epoch, b)
             if cfg.optim.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(list(self.params.values()), cfg.optim.grad_clip)
@@ -254,6 +264,8 @@ class Trainer:
             )
             if tc.rewire.enabled and tc.rewire.every == "batch":
                 silent = [c.detach().sum(0) == 0 for c in out.hidden_counts]
+                if self.dist is not None:
+                    silent = self.dist.silent(out.hidden_counts)
                 rewired += lift_silent(self.net, silent, tc.rewire.lift)
             if self._bar is not None:
                 self._bar.update(len(labels))
@@ -265,6 +277,8 @@ class Trainer:
                 )
             if self.on_batch is not None:
                 self.on_batch(self, epoch, b)
+        if self.dist is not None:
+            self.dist.reduce_accumulator(acc)
         if tc.rewire.enabled and tc.rewire.every == "epoch":
             rewired += lift_silent(self.net, acc.silent(), tc.rewire.lift)
         return acc, rewired, time.perf_counter() - start
