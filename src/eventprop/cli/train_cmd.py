@@ -192,6 +192,7 @@ def _print_quiet(result: Any) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import os
 
+    from eventprop.engine.exact_spec import SpikeLimitError
     from eventprop.train.config import dump_config, list_builtin_configs
     from eventprop.train.loop import TrainingDiverged, resume, train
     from eventprop.train.model import MethodUnavailableError
@@ -238,7 +239,7 @@ def run_train(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         _err("train", exc)
         return 1
-    except (OSError, ValueError) as exc:  # data files, damaged checkpoints
+    except (OSError, ValueError, SpikeLimitError) as exc:  # data files, damaged checkpoints
         _err("train", exc)
         return 1
     except KeyboardInterrupt:
@@ -249,6 +250,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from eventprop.engine.exact_spec import SpikeLimitError
     from eventprop.train.runeval import evaluate_run
     from eventprop.train.runs import RunDirError
 
@@ -263,7 +265,7 @@ def run_eval(args: argparse.Namespace) -> int:
     except RunDirError as exc:
         _err("eval", exc)
         return 2
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SpikeLimitError) as exc:
         _err("eval", exc)
         return 1
     print(
@@ -276,6 +278,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_crossval(args: argparse.Namespace) -> int:
+    from eventprop.engine.exact_spec import SpikeLimitError
     from eventprop.train.crossval import crossval
     from eventprop.train.loop import TrainingDiverged
     from eventprop.train.model import MethodUnavailableError
@@ -292,7 +295,7 @@ def run_crossval(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         _err("crossval", exc)
         return 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SpikeLimitError) as exc:
         _err("crossval", exc)
         return 1
     except KeyboardInterrupt:

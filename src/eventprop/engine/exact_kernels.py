@@ -308,8 +308,16 @@ def _forward_kernel_one(
     rec_count,  # (B,) int64 output (may exceed capacity)
     clamped,  # (B,) int64 output
     counters,  # (B, 6) int64 output: multi, transient, (missed), cascades, unresolved, cand.
+    max_spikes,  # most records of one sample (see exact_spec.sample_spike_limit)
+    step_limit,  # (L,) int64 most spikes of one layer in one step (exact_spec.step_spike_limit)
+    storm,  # (B, 3) int64 output: (1 per sample / 2 per step, layer, step) where a bound was passed
 ):
-    """One sample of :func:`exact_forward_kernel`."""
+    """One sample of :func:`exact_forward_kernel`.
+
+    A sample that passes ``max_spikes`` records or ``step_limit[l]`` spikes of layer ``l`` in
+    one step stops there and says where in ``storm`` (0 in column 0: no bound was passed): the
+    caller raises, since a runaway network would otherwise never finish its forward pass.
+    """
     T = n_steps
     L = len(w_in)
     N = offsets[L]
@@ -632,6 +640,12 @@ def _forward_kernel_one(
                         rec_den[b, k] = den
                         rec_time[b, k] = t
                     k += 1
+                    if k > max_spikes:  # runaway excitation: stop the sample, say where
+                        storm[b, 0] = 1
+                        storm[b, 1] = l
+                        storm[b, 2] = n
+                        rec_count[b] = k
+                        return
                     if nspk[js] > 0:
                         c_multi += 1
                     nspk[js] += 1
@@ -707,9 +721,12 @@ def _forward_kernel_one(
                                     iscand[mm] = True
                                     notc[mm] = 0.0
                                     c_cand += 1
-                    if ns > 64 * nl + 1024:  # runaway cascade: stop the step, report it
-                        c_unres += 1
-                        break
+                    if ns > step_limit[l]:  # runaway cascade: stop the sample, say where
+                        storm[b, 0] = 2
+                        storm[b, 1] = l
+                        storm[b, 2] = n
+                        rec_count[b] = k
+                        return
                 for ci in range(ncand):
                     iscand[cand[ci]] = False
                     notc[cand[ci]] = 1.0

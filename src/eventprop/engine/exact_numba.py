@@ -3,7 +3,9 @@
 Same semantics and outputs as :mod:`eventprop.engine.exact_torch`; the kernels are in
 :mod:`eventprop.engine.exact_kernels`. Spike records (with their exact times) go into
 per-sample buffers whose capacity is learnt from earlier calls; a sample that overflows makes
-the forward pass run again with a larger buffer, so no spike is ever dropped.
+the forward pass run again with a larger buffer, so no spike is ever dropped. A sample that
+fires more than the spike bound of :mod:`eventprop.engine.exact_spec` stops the pass with
+:class:`~eventprop.engine.exact_spec.SpikeLimitError` (runaway excitation).
 
 The backward pass has two kernels: ``exact_backward_fast`` (superposition inside a step, work
 close to the grid kernels) for fixed, layer-wise homogeneous time constants, and
@@ -19,7 +21,13 @@ import torch
 from numba.typed import List as TypedList
 
 from eventprop.engine import exact_kernels as kernels
-from eventprop.engine.exact_spec import COUNTERS, ExactTape
+from eventprop.engine.exact_spec import (
+    COUNTERS,
+    ExactTape,
+    SpikeLimitError,
+    sample_spike_limit,
+    step_spike_limit,
+)
 from eventprop.engine.numba_backend import (
     count_sources,
     forward_outputs,
@@ -121,17 +129,31 @@ def forward(
     in_ptr, in_channel, in_time, max_in = _inputs(events, dt)
     N = int(offsets[-1])
     f64 = np.float64
+    n_spiking = int(offsets[-1] if cfg.spiking_readout else offsets[-2])
+    max_spikes = sample_spike_limit(n_spiking, T)
+    step_limit = np.array([step_spike_limit(layer.size) for layer in layers], np.int64)
 
     def run(capacity: int, buffers: list[np.ndarray], rec_count: np.ndarray) -> tuple:
         outputs = forward_outputs(B, T, N, int(offsets[-2]), layers[-1].size, dt, f64, keep_states)
         clamped = np.zeros(B, np.int64)
         counters = np.zeros((B, 6), np.int64)
+        storm = np.zeros((B, 3), np.int64)
         kernels.exact_forward_kernel(
             B, in_ptr, in_channel, in_time, T, net.w_in, net.w_rec, offsets, net.alpha, net.beta,
             net.c, net.kv, net.ki, net.tau_m, net.tau_s, net.kap, net.sep, net.homog, net.tpk,
             net.cpk, cfg.theta, cfg.min_denominator, cfg.spiking_readout, dt, max_in, keep_states,
-            *outputs, capacity, *buffers, rec_count, clamped, counters,
+            *outputs, capacity, *buffers, rec_count, clamped, counters, max_spikes, step_limit,
+            storm,
         )  # fmt: skip
+        hit = np.flatnonzero(storm[:, 0])
+        if hit.size:  # raised before the buffers grow: a runaway sample costs no re-run
+            b = int(hit[0])
+            kind, li, step = (int(x) for x in storm[b])
+            raise SpikeLimitError(
+                layer=li, n_layers=len(layers), sample=b, step=step, n_steps=T,
+                limit=int(step_limit[li]) if kind == 2 else max_spikes, per_step=kind == 2,
+                layer_size=layers[li].size, n_spiking=n_spiking,
+            )  # fmt: skip
         return outputs, clamped, counters
 
     sample, (steps, neurons, dens, tin), result = run_with_growing_buffers(

@@ -50,7 +50,13 @@ from dataclasses import dataclass
 
 import torch
 
-from eventprop.engine.exact_spec import COUNTERS, ExactTape
+from eventprop.engine.exact_spec import (
+    COUNTERS,
+    ExactTape,
+    SpikeLimitError,
+    sample_spike_limit,
+    step_spike_limit,
+)
 from eventprop.engine.spec import EngineConfig, LayerGrads, LayerTensors, SpikeRecord
 from eventprop.events import EventBatch
 
@@ -287,6 +293,10 @@ def forward(
     counters = dict.fromkeys(COUNTERS, 0)
     n_clamped = 0
     bidx = torch.arange(B, device=device)
+    # spike bounds (see exact_spec): per sample over all layers, per layer and step
+    n_spiking = sum(layer.size for layer, s in zip(layers, spiking) if s)
+    max_spikes = sample_spike_limit(n_spiking, T)
+    fired = torch.zeros(B, dtype=torch.long, device=device)
 
     for n in range(T):
         below: tuple[torch.Tensor, ...] | None = None  # spikes of the layer below in this step
@@ -328,6 +338,8 @@ def forward(
                 bound = bound + kick.sum(1)
             cascade = bound < theta * (1.0 - _BOUND_MARGIN)
             spiked = torch.zeros_like(Vl, dtype=torch.bool)
+            fired_step = torch.zeros(B, dtype=torch.long, device=device)
+            step_limit = step_spike_limit(Vl.shape[1])
             out_b, out_t, out_j, out_r = [], [], [], []
             iterations: list[_Iteration] = []
             while True:
@@ -390,6 +402,11 @@ def forward(
                     out_t.append(tk)
                     out_j.append(js)
                     out_r.append(ids)
+                    fired = fired + spk.long()
+                    fired_step = fired_step + spk.long()
+                    _check_spike_bounds(
+                        fired, fired_step, max_spikes, step_limit, li, L, n, T, n_spiking
+                    )
                 if bool(arr.any()):
                     ba = bidx[arr]
                     rows = arr_row[ba, p[ba]]
@@ -431,6 +448,40 @@ def forward(
     tape = _make_tape(rec, spiking, layers, device, dtype, states, n_clamped, counters)
     tape._exact_torch = (steps, rec)  # type: ignore[attr-defined]
     return v_out, first, counts[: L - 1], tape
+
+
+def _check_spike_bounds(
+    fired: torch.Tensor,
+    fired_step: torch.Tensor,
+    max_spikes: int,
+    step_limit: int,
+    layer: int,
+    n_layers: int,
+    step: int,
+    n_steps: int,
+    n_spiking: int,
+) -> None:
+    """Raise :class:`SpikeLimitError` for the first sample past a bound (as the numba kernels).
+
+    Checked after every commit of spikes: a runaway step would otherwise loop for minutes.
+    """
+    per_step = fired_step > step_limit
+    over = (fired > max_spikes) | per_step
+    if not bool(over.any()):
+        return
+    b = int(torch.nonzero(over)[0, 0])
+    is_step = bool(per_step[b])
+    raise SpikeLimitError(
+        layer=layer,
+        n_layers=n_layers,
+        sample=b,
+        step=step,
+        n_steps=n_steps,
+        limit=step_limit if is_step else max_spikes,
+        per_step=is_step,
+        layer_size=0 if not is_step else (step_limit - 1024) // 64,
+        n_spiking=n_spiking,
+    )
 
 
 def _make_tape(rec, spiking, layers, device, dtype, states, n_clamped, counters) -> ExactTape:

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 import eventprop
+from eventprop.engine.exact_spec import SpikeLimitError
 from eventprop.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -231,7 +232,10 @@ class Trainer:
         if self._bar is not None:
             self._bar.set_description(f"epoch {epoch + 1}/{tc.epochs}")
         for b, (events, labels) in enumerate(batches):
-            out = self.model(events)
+            try:
+                out = self.model(events)
+            except SpikeLimitError as exc:  # runaway exact-timing excitation: say where
+                raise TrainingDiverged(epoch, b, str(exc)) from exc
             loss = self.loss_fn(out, labels)
             reg = (
                 self.regularizer(out.hidden_counts)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eventprop.engine.exact_spec import set_spike_limit
 from eventprop.losses import ReadoutLoss, SpikeCountRegularizer, make_loss
 from eventprop.models import LIFLayer, LIReadout, Network, TimeConstants
 from eventprop.train.config import ExperimentConfig, TausConfig
@@ -96,6 +97,9 @@ def build_network(cfg: ExperimentConfig, n_in: int, n_out: int, seed: int) -> Ne
         w_std=init.w_out_std,
         generator=gen,
     )
+    # the exact-timing spike bound is process-wide (the engine's settings have no slot for it):
+    # every command that builds a network from a config (train, resume, eval) sets it here
+    set_spike_limit(m.exact_spike_limit)
     net = Network(
         layers,
         readout,
