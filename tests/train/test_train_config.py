@@ -65,7 +65,7 @@ def test_unknown_key_names_its_path_and_the_allowed_keys():
     problems, _ = _problems({"model": {"hiden": [3]}})
     assert problems == [
         "model.hiden: unknown key (allowed here: hidden, recurrent, self_connections, taus, "
-        "readout_taus, init, theta, min_denominator, backend, timing, dtype)"
+        "readout_taus, init, theta, min_denominator, backend, timing, exact_spike_limit, dtype)"
     ]
     problems, _ = _problems({"optim": {"lr": 1e-3}, "trian": {}})
     assert problems[0].startswith("trian: unknown key (allowed here: name, description, method")

@@ -120,7 +120,11 @@ def read_yaml(text: str, source: str = "<string>") -> Any:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+    # allow_inf_nan=False: a NaN or infinite float (``optim.lr: .inf``) is never a setting,
+    # only a typo or an overflow, and it would otherwise surface epochs later as a NaN loss
+    model_config = ConfigDict(
+        extra="forbid", strict=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class SeedsConfig(_Section):
@@ -301,6 +305,9 @@ class ModelConfig(_Section):
     #: "grid": every event on a step boundary (the paper's discretisation); "exact": spikes at
     #: their real times inside steps (exact gradients of the continuous model)
     timing: Literal["grid", "exact"] = "grid"
+    #: exact timing: most spikes one sample may fire, per spiking neuron and step (1 = the
+    #: grid's own limit); a runaway network stops with an error naming layer, sample and step
+    exact_spike_limit: PositiveFloat = 1.0
     dtype: Literal["float32", "float64"] = "float32"
 
 
