@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from eventprop import EventBatch
-from eventprop.engine.coefficients import step_coefficients
+from eventprop.engine.coefficients import step_average_coefficients, step_coefficients
 from eventprop.losses import SpikeCountRegularizer
 from eventprop.models import Network, TimeConstants
 from tests.conftest import random_events, random_network
@@ -15,7 +15,11 @@ from tests.conftest import random_events, random_network
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 def test_readout_only_network_is_exact_discrete_gradient(backend: str) -> None:
-    """Without hidden spikes the model is linear: gradients equal dense autograd exactly."""
+    """Without hidden spikes the model is linear: gradients equal dense autograd exactly.
+
+    The output of step n is the step average of V, written here from the other closed form of
+    the integral (``tau_s/(tau_m - tau_s) * (tau_m (1 - alpha) - tau_s (1 - beta))``).
+    """
     taus = TimeConstants(20.0, 5.0, tau_m_std=3.0, tau_s_std=1.0, trainable=True)
     net = Network.build(20, [], 3, seed=1, backend=backend, readout_taus=taus).double()
     x = (torch.rand(4, 60, 20, generator=torch.Generator().manual_seed(0)) < 0.1).double()
@@ -29,20 +33,40 @@ def test_readout_only_network_is_exact_discrete_gradient(backend: str) -> None:
     tm = net.readout.tau_m.detach().clone().requires_grad_()
     ts = net.readout.tau_s.detach().clone().requires_grad_()
     a, b, c = step_coefficients(tm, ts, 1.0)
+    a_avg = tm * (1 - a)
+    c_avg = ts / (tm - ts) * (tm * (1 - a) - ts * (1 - b))
     V = torch.zeros(4, 3, dtype=torch.float64)
     I = torch.zeros_like(V)
     trace = []
     for n in range(60):
         I = I + x[:, n] @ w
+        trace.append(a_avg * V + c_avg * I)
         V = a * V + c * I
         I = b * I
-        trace.append(V)
     trace = torch.stack(trace, 1)
     (trace * g).sum().backward()
     torch.testing.assert_close(out.voltage, trace, rtol=1e-13, atol=1e-13)
     torch.testing.assert_close(net.readout.weight.grad, w.grad, rtol=1e-12, atol=1e-13)
     torch.testing.assert_close(net.readout.tau_m.grad, tm.grad, rtol=1e-10, atol=1e-14)
     torch.testing.assert_close(net.readout.tau_s.grad, ts.grad, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_step_average_coefficients_match_quadrature(dtype: torch.dtype) -> None:
+    """a_avg*V + c_avg*I is the mean of the closed-form V(t) over the step, taus near-equal too."""
+    tm = torch.tensor([20.0, 5.0, 7.0, 3.0, 30.0], dtype=torch.float64)
+    ts = torch.tensor([5.0, 5.0, 7.0 + 1e-7, 2.9, 1.0], dtype=torch.float64)
+    for dt in (1.0, 0.1, 0.01):
+        a_avg, c_avg = step_average_coefficients(tm.to(dtype), ts.to(dtype), dt)
+        s = torch.linspace(0.0, dt, 20001, dtype=torch.float64)[:, None]
+        alpha_s = torch.exp(-s / tm)
+        u = s / tm - s / ts
+        c_s = alpha_s * (s / tm) * torch.where(u.abs() < 1e-9, 1 + u / 2, torch.expm1(u) / u)
+        mean_a = torch.trapezoid(alpha_s, s, dim=0) / dt
+        mean_c = torch.trapezoid(c_s, s, dim=0) / dt
+        tol = 1e-9 if dtype == torch.float64 else 2e-6
+        torch.testing.assert_close(a_avg.double(), mean_a, rtol=tol, atol=0)
+        torch.testing.assert_close(c_avg.double(), mean_c, rtol=max(tol, 1e-8), atol=0)
 
 
 def test_step_coefficients_match_closed_form_and_equal_tau_limit() -> None:

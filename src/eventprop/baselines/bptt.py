@@ -6,9 +6,9 @@ The model and its time grid are the engine's (``docs/engine.md``): per step ``n`
 
 1. arrivals at ``n*dt``: input spikes of step n and the hidden spikes emitted at the end of
    step n-1 add their weight rows to the synaptic currents of their targets;
-2. exact free evolution ``V <- alpha*V + c*I``, ``I <- beta*I`` with the propagators of
+2. the readout's step average of ``V``, ``a_avg*V + c_avg*I``, is ``voltage[:, n]``;
+3. exact free evolution ``V <- alpha*V + c*I``, ``I <- beta*I`` with the propagators of
    :func:`eventprop.engine.coefficients.step_coefficients`;
-3. the readout voltage at the end of the step is ``voltage[:, n]``;
 4. threshold ``V >= theta``: spike, ``V <- 0``.
 
 The forward pass therefore produces the engine's spikes and voltages (to round-off: sums of
@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from eventprop.engine.spec import SpikeRecord, Tape
-from eventprop.engine.torch_backend import crossing_denominator
+from eventprop.engine.torch_backend import grid_denominator
 from eventprop.events import EventBatch
 from eventprop.models.network import Network, NetworkOutput
 
@@ -231,14 +231,14 @@ class BPTTNetwork(nn.Module):
                     I[li] = I[li] + prev[li - 1] @ layer.w_in
                 if layer.w_rec is not None and prev[li] is not None:
                     I[li] = I[li] + prev[li] @ layer.w_rec
-            # 2.-4. evolution, output, threshold
+            # 2.-4. output, evolution, threshold
             for li, layer in enumerate(layers):
+                if li == n_hidden:
+                    volts.append(layer.a_avg * V[li] + layer.c_avg * I[li])
                 v = layer.alpha * V[li] + layer.c * I[li]
                 if self.record_spikes and spiking[li]:
-                    v_before, i_before = V[li], I[li]
+                    i_before = I[li]
                 I[li] = layer.beta * I[li]
-                if li == n_hidden:
-                    volts.append(v)
                 if not spiking[li]:
                     V[li] = v
                     continue
@@ -260,11 +260,9 @@ class BPTTNetwork(nn.Module):
                         idx = fired.nonzero()
                         if idx.numel():
                             # the engine's jump denominator, for identical spike records
-                            d, low = crossing_denominator(
-                                v_before[fired], i_before[fired], v[fired],
-                                torch.log(layer.beta).expand_as(v)[fired], theta,
-                                net.min_denominator,
-                            )  # fmt: skip
+                            d, low = grid_denominator(
+                                i_before[fired], v[fired], net.min_denominator
+                            )
                             n_clamped += low
                             records[li].append((n, idx[:, 0], idx[:, 1]))
                             denoms[li].append(d)

@@ -11,7 +11,10 @@ loop over time steps, autograd for the backward pass -- with its parameters take
   scaled by ``c`` (then ``syn = c*I`` and ``mem = V``);
 - reset to zero right after the spike (``reset_mechanism="zero"``, ``reset_delay=False``);
 - the readout receives the hidden spikes of the previous step (the engine's arrival rule), the
-  recurrent input likewise (snnTorch's own ``RSynaptic`` rule).
+  recurrent input likewise (snnTorch's own ``RSynaptic`` rule);
+- the reported readout voltage is the engine's step average ``a_avg*V + c_avg*I`` of the
+  step-start state, formed from snnTorch's ``mem`` before and ``syn`` (``= c*I``) after its
+  update.
 
 Remaining differences: snnTorch fires on ``mem > threshold`` (the engine on ``>=``) and adds
 the weights in another order, so a rare spike can differ; its surrogate is the same SuperSpike
@@ -85,6 +88,8 @@ class SnnTorchPeer(nn.Module):
         r = readout.engine_tensors(dt)
         a_h, b_h, c_h = (_scalar(x, "hidden") for x in (h.beta, h.alpha, h.c))
         a_r, b_r, c_r = (_scalar(x, "readout") for x in (r.beta, r.alpha, r.c))
+        self.avg_v = _scalar(r.a_avg, "readout")
+        self.avg_syn = _scalar(r.c_avg, "readout") / c_r  # syn = c*I
         grad = surrogate.fast_sigmoid(slope=surrogate_slope)
         n_in, n_hid, n_out = hidden.n_in, hidden.n_out, readout.n_out
         self.n_in, self.dt, self.theta = n_in, dt, network.theta
@@ -153,7 +158,8 @@ class SnnTorchPeer(nn.Module):
             # snnTorch 1.0's RSynaptic applies its immediate reset (reset_delay=False) to a
             # local copy only; reset here, so that its delayed reset then sees V = 0
             mem = mem * (1.0 - spk.detach())
+            mem_start = mem_r
             _, syn_r, mem_r = self.li(cur_r, syn_r, mem_r)
             counts = counts + spk
-            volts.append(mem_r)
+            volts.append(self.avg_v * mem_start + self.avg_syn * syn_r)
         return torch.stack(volts, dim=1), counts

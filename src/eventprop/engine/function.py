@@ -10,6 +10,7 @@ regulariser) and returns exact EventProp gradients for every weight and step pro
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from eventprop.engine import numba_backend, torch_backend
+from eventprop.engine.coefficients import step_average_coefficients
 from eventprop.engine.spec import EngineConfig, LayerTensors, Tape
 from eventprop.events import EventBatch
 
@@ -53,7 +55,7 @@ def backend_module(backend: str, timing: str = "grid") -> Any:
 class EngineOutput:
     """Outputs of one run; tensors take part in autograd."""
 
-    voltage: torch.Tensor  #: (B, T, K) readout voltage at the end of every step
+    voltage: torch.Tensor  #: (B, T, K) readout voltage averaged over every step
     first_spike_time: torch.Tensor  #: (B, K) first readout spike (ms); T*dt if none
     hidden_counts: list[torch.Tensor]  #: per hidden layer (B, n_l) spike counts
     tape: Tape  #: what was kept for the backward pass (spike records, sizes, guard counts)
@@ -81,6 +83,7 @@ class _Session:
     ) -> None:
         self.events, self.cfg, self.backend = events, cfg, backend
         self.has_rec = [layer.w_rec is not None for layer in layers]
+        self.has_avg = [layer.a_avg is not None for layer in layers]
         self.tau_m = [layer.tau_m.detach() for layer in layers]
         self.tau_s = [layer.tau_s.detach() for layer in layers]
         self.tape: Tape | None = None
@@ -93,11 +96,13 @@ class _Session:
             if layer.w_rec is not None:
                 flat.append(layer.w_rec)
             flat.extend((layer.alpha, layer.beta, layer.c))
+            if layer.a_avg is not None:
+                flat.extend((layer.a_avg, layer.c_avg))
         return flat
 
     def unflatten(self, flat: tuple[torch.Tensor, ...]) -> list[LayerTensors]:
         layers, k = [], 0
-        for li, rec in enumerate(self.has_rec):
+        for li, (rec, avg) in enumerate(zip(self.has_rec, self.has_avg)):
             w_in = flat[k]
             k += 1
             w_rec = None
@@ -106,7 +111,15 @@ class _Session:
                 k += 1
             alpha, beta, c = flat[k : k + 3]
             k += 3
-            layers.append(LayerTensors(w_in, w_rec, alpha, beta, c, self.tau_m[li], self.tau_s[li]))
+            a_avg = c_avg = None
+            if avg:
+                a_avg, c_avg = flat[k : k + 2]
+                k += 2
+            layers.append(
+                LayerTensors(
+                    w_in, w_rec, alpha, beta, c, self.tau_m[li], self.tau_s[li], a_avg, c_avg
+                )
+            )
         return layers
 
 
@@ -142,11 +155,13 @@ class _EventProp(torch.autograd.Function):
             list(grad_counts),
         )
         flat: list[torch.Tensor | None] = []
-        for g, rec in zip(grads, session.has_rec):
+        for g, rec, avg in zip(grads, session.has_rec, session.has_avg):
             flat.append(g.w_in)
             if rec:
                 flat.append(g.w_rec)
             flat.extend((g.alpha, g.beta, g.c))
+            if avg:
+                flat.extend((g.a_avg, g.c_avg))
         flat = [g if need else None for g, need in zip(flat, ctx.needs)]
         return (None, None, *flat)
 
@@ -182,6 +197,9 @@ def validate_network(events: EventBatch, layers: list[LayerTensors], cfg: Engine
             "tau_m": layer.tau_m,
             "tau_s": layer.tau_s,
         }
+        if layer.a_avg is not None:
+            tensors["a_avg"] = layer.a_avg
+            tensors["c_avg"] = layer.c_avg
         if layer.w_rec is not None:
             tensors["w_rec"] = layer.w_rec
             if tuple(layer.w_rec.shape) != (n, n):
@@ -210,11 +228,18 @@ def run_network(
 ) -> EngineOutput:
     """Run hidden layers + readout (``layers[-1]``) on ``events`` with EventProp gradients."""
     impl = backend_module(backend, cfg.timing)
+    readout = layers[-1] if layers else None
+    if readout is not None and (readout.a_avg is None or readout.c_avg is None):
+        # the grid readout outputs step averages; derive the map from the (fixed) taus
+        a_avg, c_avg = step_average_coefficients(readout.tau_m, readout.tau_s, cfg.dt)
+        layers = [*layers[:-1], dataclasses.replace(readout, a_avg=a_avg, c_avg=c_avg)]
     validate_network(events, layers, cfg)
     session = _Session(events, layers, cfg, impl)
     flat = _Session.flatten(layers)
     keep_states = torch.is_grad_enabled() and any(
-        t.requires_grad for layer in layers for t in (layer.alpha, layer.beta, layer.c)
+        t is not None and t.requires_grad
+        for layer in layers
+        for t in (layer.alpha, layer.beta, layer.c, layer.a_avg, layer.c_avg)
     )
     out = _EventProp.apply(session, keep_states, *flat)
     return EngineOutput(

@@ -102,6 +102,14 @@ def _structure(layers: list[LayerTensors]) -> tuple:
     return dtype, offsets, pack_weights(layers), cat
 
 
+def readout_average(readout: LayerTensors, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The readout's ``(a_avg, c_avg)`` as kernel arrays (its output is the step average of V)."""
+    if readout.a_avg is None or readout.c_avg is None:
+        raise ValueError("readout: a_avg/c_avg missing (build layers with engine_tensors)")
+    a_avg, c_avg = _np(readout.a_avg), _np(readout.c_avg)
+    return a_avg.astype(dtype, copy=False), c_avg.astype(dtype, copy=False)
+
+
 def held_inputs(events: EventBatch) -> tuple[np.ndarray, np.ndarray]:
     """The input events as the kernels read them, in the narrowest integer types that fit.
 
@@ -235,6 +243,7 @@ def forward(
     in_ptr, in_channel = held_inputs(events)
     B, T, dt = events.batch_size, events.n_steps, cfg.dt
     N = int(offsets[-1])
+    avg = readout_average(layers[-1], dtype)
 
     def run(capacity: int, buffers: list[np.ndarray], rec_count: np.ndarray) -> tuple:
         outputs = forward_outputs(
@@ -243,7 +252,7 @@ def forward(
         clamped = np.zeros(B, np.int64)
         kernels.forward_kernel(
             in_ptr, in_channel, T, packed.flat, packed.in_off, packed.rec_off, offsets,
-            cat["alpha"], cat["beta"], cat["c"], cfg.theta, cfg.min_denominator,
+            cat["alpha"], cat["beta"], cat["c"], *avg, cfg.theta, cfg.min_denominator,
             cfg.spiking_readout, dt, keep_states, *outputs, capacity, *buffers, rec_count, clamped,
         )  # fmt: skip
         return outputs, clamped
@@ -315,14 +324,17 @@ def backward(
     g_alpha = np.zeros((n_chunks, N), dtype)
     g_beta = np.zeros((n_chunks, N), dtype)
     g_c = np.zeros((n_chunks, N), dtype)
+    g_avg = np.zeros((n_chunks, 2, K), dtype)
     kernels.backward_kernel(
         in_ptr, in_channel, T, packed.flat, packed.in_off, packed.rec_off, offsets,
-        cat["alpha"], cat["beta"], cat["c"], cat["tau_m"], cat["tau_s"], cfg.theta,
+        cat["alpha"], cat["beta"], cat["c"], *readout_average(layers[-1], dtype),
+        cat["tau_m"], cat["tau_s"], cfg.theta,
         cfg.spiking_readout, rec_ptr,
         rec.step.numpy(), rec.neuron.numpy(), rec.denominator.numpy(),
         gv, grad_v is not None, gf, first_step, has_gf, reg, has_reg, keep, states_v, states_i,
-        grads, g_alpha, g_beta, g_c,
+        grads, g_alpha, g_beta, g_c, g_avg,
     )  # fmt: skip
+    g_avg = g_avg.sum(0)
     weight_grads = packed.unpack(grads.sum(0))
     out = []
     for li in range(len(layers)):
@@ -334,6 +346,8 @@ def backward(
                 alpha=torch.from_numpy(g_alpha[:, sl].sum(0)) if keep else None,
                 beta=torch.from_numpy(g_beta[:, sl].sum(0)) if keep else None,
                 c=torch.from_numpy(g_c[:, sl].sum(0)) if keep else None,
+                a_avg=torch.from_numpy(g_avg[0]) if keep and li == len(layers) - 1 else None,
+                c_avg=torch.from_numpy(g_avg[1]) if keep and li == len(layers) - 1 else None,
             )
         )
     return out

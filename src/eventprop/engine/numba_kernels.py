@@ -4,7 +4,8 @@ Same semantics, step by step, as :mod:`eventprop.engine.torch_backend` (read its
 first); here work is organised around events:
 
 - forward: every arriving spike adds one weight row to the currents of its targets; the dense
-  part per step is only the exact decay of ``V`` and ``I`` (O(neurons));
+  part per step is only the exact decay of ``V`` and ``I`` (O(neurons)) and the readout's
+  step-average output;
 - backward: every recorded spike costs one jump (a dot product of its outgoing weight row
   with the targets' adjoints) and every arrival one row-add into the gradient
   (``dL/dw[i, :] += p_I``), so work grows with the number of spikes.
@@ -59,6 +60,8 @@ def forward_kernel(
     alpha,
     beta,
     c,  # (N,) step propagators
+    a_avg,
+    c_avg,  # (K,) readout: step average of V = a_avg*V + c_avg*I at the step start
     theta,
     min_denominator,
     spiking_readout,
@@ -83,12 +86,10 @@ def forward_kernel(
     r0 = offsets[L - 1]
     K = N - r0
     t_end = T * dt
-    log_beta = np.log(beta)
     for b in prange(B):
         V = np.zeros(N, dtype=alpha.dtype)
         I = np.zeros(N, dtype=alpha.dtype)
-        V0 = np.empty(N, dtype=alpha.dtype)  # V and I at the start of the step's evolution
-        I0 = np.empty(N, dtype=alpha.dtype)
+        I0 = np.empty(N, dtype=alpha.dtype)  # I at the start of the step's evolution
         spk = np.empty((2, N), dtype=np.int32)  # spikes of the previous / current time point
         nspk = np.zeros((2, L), dtype=np.int64)
         k = 0
@@ -125,17 +126,16 @@ def forward_kernel(
                 for g in range(N):
                     states_v[b, n, g] = V[g]
                     states_i[b, n, g] = I[g]
-            # 2. free evolution of every neuron (a branch-free loop the compiler vectorises)
+            # 2. readout output: the step average of V, from the state at the step start
+            for j in range(K):
+                v_out[b, n, j] = a_avg[j] * V[r0 + j] + c_avg[j] * I[r0 + j]
+            # 3. free evolution of every neuron (a branch-free loop the compiler vectorises)
             for g in range(N):
-                V0[g] = V[g]
                 I0[g] = I[g]
-                v = alpha[g] * V0[g] + c[g] * I0[g]
+                v = alpha[g] * V[g] + c[g] * I0[g]
                 i = beta[g] * I0[g]
                 V[g] = v if abs(v) >= TINY else 0.0
                 I[g] = i if abs(i) >= TINY else 0.0
-            # 3. readout trace
-            for j in range(K):
-                v_out[b, n, j] = V[r0 + j]
             # 4. threshold, reset, spike records
             for l in range(L):
                 o = offsets[l]
@@ -150,12 +150,8 @@ def forward_kernel(
                     v = V[g]
                     if not v >= theta:  # NaN does not fire, as in the torch backend
                         continue
-                    # I - theta at the crossing, placed inside the step by interpolating V
-                    v0 = V0[g]
-                    frac = 1.0
-                    if v > v0 and v0 < theta:
-                        frac = (theta - v0) / (v - v0)
-                    d = I0[g] * np.exp(frac * log_beta[g]) - theta
+                    # I(t_n) - V(t_{n+1}): step-start current, step-end voltage before reset
+                    d = I0[g] - v
                     if d < min_denominator:
                         d = min_denominator
                         n_clamped += 1
@@ -190,6 +186,8 @@ def backward_kernel(
     alpha,
     beta,
     c,
+    a_avg,
+    c_avg,
     tau_m,
     tau_s,
     theta,
@@ -212,6 +210,7 @@ def backward_kernel(
     g_alpha,  # (n_chunks, N)
     g_beta,
     g_c,
+    g_avg,  # (n_chunks, 2, K): gradients of the readout's a_avg, c_avg
 ):
     B = rec_ptr.shape[0] - 1
     T = n_steps
@@ -236,6 +235,8 @@ def backward_kernel(
         ga = g_alpha[ch]
         gb = g_beta[ch]
         gc = g_c[ch]
+        gaa = g_avg[ch, 0]
+        gca = g_avg[ch, 1]
         for b in range(ch, B, n_chunks):
             pV[:] = 0.0
             pI[:] = 0.0
@@ -283,11 +284,7 @@ def backward_kernel(
                     for r in range(k_lo, k):
                         pV[rec_neuron[r]] += jump[r - k_lo]
                 k = k_lo
-                # 3'. loss source
-                if has_grad_v:
-                    for j in range(K):
-                        pV[r0 + j] += grad_v[b, n, j]
-                # 2'. back through the free evolution of step n
+                # 3'. back through the free evolution of step n
                 if keep_states:
                     for g in range(N):
                         ga[g] += pV[g] * states_v[b, n, g]
@@ -298,6 +295,15 @@ def backward_kernel(
                     p_v = alpha[g] * pV[g]
                     pI[g] = p_i if abs(p_i) >= TINY else 0.0
                     pV[g] = p_v if abs(p_v) >= TINY else 0.0
+                # 2'. loss source of step n, constant over the step (output = step average)
+                if has_grad_v:
+                    for j in range(K):
+                        gvj = grad_v[b, n, j]
+                        pV[r0 + j] += a_avg[j] * gvj
+                        pI[r0 + j] += c_avg[j] * gvj
+                        if keep_states:
+                            gaa[j] += gvj * states_v[b, n, r0 + j]
+                            gca[j] += gvj * states_i[b, n, r0 + j]
                 # 1'. arrivals at n*dt sample p_I of the targets: dL/dw[row, :] += p_I
                 for e in range(in_ptr[b * T + n], in_ptr[b * T + n + 1]):
                     a = in_off[0] + in_channel[e] * n0

@@ -20,8 +20,10 @@ class EngineConfig:
     """Settings that do not change during training.
 
     ``min_denominator`` guards the jump factor ``1/(I - V)`` of grazing threshold crossings:
-    smaller (or negative, for a crossing detected on the falling side of V at a step end)
-    values are raised to it, and such spikes are counted in :attr:`Tape.n_clamped`.
+    smaller values are raised to it, and such spikes are counted in :attr:`Tape.n_clamped`.
+    With grid timing the denominator is ``I(t_n) - V(t_{n+1})`` (the step-start current after
+    the step's arrivals, the step-end voltage before reset), which the guard almost never
+    touches; see :func:`eventprop.engine.torch_backend.grid_denominator`.
     """
 
     dt: float = 1.0
@@ -39,7 +41,9 @@ class LayerTensors:
     neuron/channel ``i`` to neuron ``j`` of this layer, so the weights a spike delivers are
     one contiguous row. ``alpha, beta, c`` are the step propagators
     (:func:`eventprop.engine.coefficients.step_coefficients`); ``tau_m, tau_s`` (detached)
-    enter only the jump conditions at spikes.
+    enter only the jump conditions at spikes. ``a_avg, c_avg`` (readout only; None elsewhere)
+    map the step-start state to the step average of ``V``, the grid readout's output
+    (:func:`eventprop.engine.coefficients.step_average_coefficients`).
     """
 
     w_in: torch.Tensor
@@ -49,6 +53,8 @@ class LayerTensors:
     c: torch.Tensor
     tau_m: torch.Tensor
     tau_s: torch.Tensor
+    a_avg: torch.Tensor | None = None
+    c_avg: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -64,6 +70,8 @@ class LayerGrads:
     alpha: torch.Tensor | None
     beta: torch.Tensor | None
     c: torch.Tensor | None
+    a_avg: torch.Tensor | None = None
+    c_avg: torch.Tensor | None = None
 
 
 @dataclass

@@ -6,10 +6,11 @@ exactly the same steps event by event. One time step ``n`` covers ``[n*dt, (n+1)
 forward, for every step n
     1. arrivals at time ``n*dt``: input spikes of step n, and the hidden spikes emitted at the
        end of step n-1, add their weight rows to the synaptic currents ``I`` of their targets;
-    2. exact free evolution over the step: ``V <- alpha*V + c*I``, ``I <- beta*I``;
-    3. the readout voltage at the end of the step is output ``v_out[:, n]``;
+    2. the readout's output ``v_out[:, n]`` is the average of its voltage over the step,
+       ``a_avg*V + c_avg*I`` of the state just formed (exact: the integral of the closed form);
+    3. exact free evolution over the step: ``V <- alpha*V + c*I``, ``I <- beta*I``;
     4. threshold: neurons with ``V >= theta`` spike at ``(n+1)*dt``, record
-       ``(sample, step n, neuron, I - V)``, and reset ``V <- 0``.
+       ``(sample, step n, neuron, I(n*dt) - V((n+1)*dt))`` and reset ``V <- 0``.
 
 backward (the adjoint of the same map, ``p_V = dL/dV``, ``p_I = dL/dI``), for n = T-1 .. 0
     4'. jumps for the spikes recorded at step n (all computed from the adjoints just after the
@@ -21,12 +22,21 @@ backward (the adjoint of the same map, ``p_V = dL/dV``, ``p_I = dL/dI``), for n 
         with ``m`` over the targets of j (own layer, next layer or readout), ``dl/dt_j`` the
         gradient of a loss on the spike time (first readout spike), and ``dR/dN_j`` the
         gradient of a loss on spike counts (the regulariser);
-    3'. the loss source: ``p_V,readout += dL/dv_out[:, n]``;
-    2'. back through the step: ``p_I <- beta*p_I + c*p_V``, ``p_V <- alpha*p_V``; gradients of
-        ``alpha, c, beta`` (hence of the time constants) accumulate ``p_V*V``, ``p_V*I``,
-        ``p_I*I`` with the states at the start of the step;
+    3'. back through the free evolution of step n: ``p_I <- beta*p_I + c*p_V``,
+        ``p_V <- alpha*p_V``; gradients of ``alpha, c, beta`` (hence of the time constants)
+        accumulate ``p_V*V``, ``p_V*I``, ``p_I*I`` with the states at the start of the step;
+    2'. the loss source of step n: ``p_V += a_avg * dL/dv_out[:, n]``,
+        ``p_I += c_avg * dL/dv_out[:, n]`` on the readout -- a source constant over the step,
+        integrated exactly with the propagators, which is the adjoint of an integral loss;
     1'. weight gradients: each arrival at ``n*dt`` of a spike from ``i`` into ``j`` adds
         ``p_I,j`` to ``dL/dw[i, j]``.
+
+Why these two choices (docs/exact-timing.md, "Grid timing"): a loss source applied as a delta
+at each step end makes a hidden spike delivered at that time point read the readout's timing
+sensitivity from one side only, an error of order ``dt/tau_m`` against a true value of order
+``tau_s/T``, which flips the sign of the hidden-layer gradient at dt = 1 ms; and the jump
+denominator ``I(n*dt) - V((n+1)*dt)`` (the one GeNN stores) stays away from zero where the
+current at an interpolated crossing minus theta does not.
 
 In the notation of the method doc, ``lambda_V = p_V/tau_m`` and ``lambda_I = p_I/tau_s``.
 """
@@ -38,7 +48,7 @@ import torch
 from eventprop.engine.spec import EngineConfig, LayerGrads, LayerTensors, SpikeRecord, Tape
 from eventprop.events import EventBatch
 
-__all__ = ["backward", "crossing_denominator", "forward"]
+__all__ = ["backward", "forward", "grid_denominator"]
 
 
 def _step_sorted_inputs(events: EventBatch, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -92,22 +102,19 @@ def forward(
             if states is not None:
                 states[li][0].append(V[li].clone())
                 states[li][1].append(I[li].clone())
-        # 2.-4. evolution, output, threshold
+        # 2.-4. output, evolution, threshold
         for li, layer in enumerate(layers):
             v0, i0 = V[li], I[li]
+            if li == n_hidden:
+                v_out[:, n] = layer.a_avg * v0 + layer.c_avg * i0
             V[li] = layer.alpha * v0 + layer.c * i0
             I[li] = layer.beta * i0
-            if li == n_hidden:
-                v_out[:, n] = V[li]
             if not spiking[li]:
                 continue
             fired = V[li] >= cfg.theta
             idx = fired.nonzero()
             if idx.numel():
-                denom, low = crossing_denominator(
-                    v0[fired], i0[fired], V[li][fired],
-                    torch.log(layer.beta).expand_as(V[li])[fired], cfg.theta, cfg.min_denominator,
-                )  # fmt: skip
+                denom, low = grid_denominator(i0[fired], V[li][fired], cfg.min_denominator)
                 n_clamped += low
                 records[li].append((n, idx[:, 0], idx[:, 1], denom))
                 V[li] = V[li].masked_fill(fired, 0.0)
@@ -133,23 +140,19 @@ def forward(
     return v_out, first, counts[:n_hidden], tape
 
 
-def crossing_denominator(
-    v_start: torch.Tensor,
-    i_start: torch.Tensor,
-    v_end: torch.Tensor,
-    log_beta: torch.Tensor,
-    theta: float,
-    min_denominator: float,
+def grid_denominator(
+    i_start: torch.Tensor, v_end: torch.Tensor, min_denominator: float
 ) -> tuple[torch.Tensor, int]:
-    """Jump denominator ``I - theta`` at a threshold crossing detected at a step end.
+    """Jump denominator of a crossing detected at a step end: ``I(t_n) - V(t_{n+1})``.
 
-    The crossing is placed inside the step by interpolating ``V`` linearly between the step's
-    ends, and ``I`` (which only decays inside a grid step) is evaluated there. Values below
-    ``min_denominator`` are raised to it; returns the denominators and how many were raised.
+    ``i_start`` is the current at the step start after the step's arrivals, ``v_end`` the
+    step-end voltage before reset. Both tend to the continuous model's ``I - theta`` at the
+    crossing as dt -> 0; at dt = 1 ms this value (GeNN's) is never near zero on SHD-like input,
+    while ``I - theta`` at an interpolated crossing often is and then dominates the gradient.
+    Values below ``min_denominator`` (a guard only) are raised to it; returns the
+    denominators and how many were raised.
     """
-    rising = (v_end > v_start) & (v_start < theta)
-    frac = torch.where(rising, (theta - v_start) / torch.where(rising, v_end - v_start, 1.0), 1.0)
-    denom = i_start * torch.exp(frac * log_beta) - theta
+    denom = i_start - v_end
     low = denom < min_denominator
     return torch.where(low, torch.full_like(denom, min_denominator), denom), int(low.sum())
 
@@ -238,6 +241,8 @@ def backward(
     g_alpha = [torch.zeros(layer.size, device=device, dtype=dtype) for layer in layers]
     g_beta = [torch.zeros_like(g) for g in g_alpha]
     g_c = [torch.zeros_like(g) for g in g_alpha]
+    g_a_avg = torch.zeros(readout.size, device=device, dtype=dtype)
+    g_c_avg = torch.zeros_like(g_a_avg)
     reg = [
         (layer.tau_m**2 * g) if g is not None else None
         for layer, g in zip(layers[:n_hidden], grad_counts)
@@ -272,10 +277,7 @@ def backward(
             for li, jump in enumerate(jumps):
                 if jump is not None:
                     pV[li] = pV[li] + jump
-        # 3'. loss source on the readout voltage at the end of step n
-        if grad_v is not None:
-            pV[n_hidden] = pV[n_hidden] + grad_v[:, n]
-        # 2'. back through the free evolution of step n
+        # 3'. back through the free evolution of step n
         for li, layer in enumerate(layers):
             if keep:
                 v0, i0 = tape.states[li][0][n], tape.states[li][1][n]
@@ -284,6 +286,15 @@ def backward(
                 g_beta[li] += (pI[li] * i0).sum(0)
             pI[li] = layer.beta * pI[li] + layer.c * pV[li]
             pV[li] = layer.alpha * pV[li]
+        # 2'. loss source of step n: the output is the step average a_avg*V + c_avg*I
+        if grad_v is not None:
+            gv = grad_v[:, n]
+            pV[n_hidden] = pV[n_hidden] + readout.a_avg * gv
+            pI[n_hidden] = pI[n_hidden] + readout.c_avg * gv
+            if keep:
+                v0, i0 = tape.states[n_hidden][0][n], tape.states[n_hidden][1][n]
+                g_a_avg += (gv * v0).sum(0)
+                g_c_avg += (gv * i0).sum(0)
         # 1'. arrivals at n*dt: weight gradients sample p_I of the targets
         lo, hi = in_ptr[n], in_ptr[n + 1]
         if hi > lo:
@@ -303,6 +314,8 @@ def backward(
             alpha=g_alpha[li] if keep else None,
             beta=g_beta[li] if keep else None,
             c=g_c[li] if keep else None,
+            a_avg=g_a_avg if keep and li == n_hidden else None,
+            c_avg=g_c_avg if keep and li == n_hidden else None,
         )
         for li in range(len(layers))
     ]

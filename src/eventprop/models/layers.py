@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from eventprop.engine.coefficients import step_coefficients
+from eventprop.engine.coefficients import step_average_coefficients, step_coefficients
 from eventprop.engine.spec import LayerTensors
 
 __all__ = ["LIFLayer", "LIReadout", "TimeConstants"]
@@ -91,12 +91,17 @@ class _TauMixin(nn.Module):
         self.tau_s.clamp_(min=self.taus.tau_s_min)
 
     def _engine_tensors(
-        self, w_in: torch.Tensor, w_rec: torch.Tensor | None, dt: float
+        self, w_in: torch.Tensor, w_rec: torch.Tensor | None, dt: float, readout: bool = False
     ) -> LayerTensors:
         tau_m, tau_s = self.effective_taus()
         tau_m, tau_s = tau_m.to(w_in.dtype), tau_s.to(w_in.dtype)
         alpha, beta, c = step_coefficients(tau_m, tau_s, dt)
-        return LayerTensors(w_in, w_rec, alpha, beta, c, tau_m.detach(), tau_s.detach())
+        a_avg = c_avg = None
+        if readout:  # the readout reports step averages of V (engine.coefficients)
+            a_avg, c_avg = step_average_coefficients(tau_m, tau_s, dt)
+        return LayerTensors(
+            w_in, w_rec, alpha, beta, c, tau_m.detach(), tau_s.detach(), a_avg, c_avg
+        )
 
 
 class LIFLayer(_TauMixin):
@@ -178,7 +183,7 @@ class LIReadout(_TauMixin):
         self._init_taus(n_out, taus or TimeConstants(), generator)
 
     def engine_tensors(self, dt: float) -> LayerTensors:
-        return self._engine_tensors(self.weight, None, dt)
+        return self._engine_tensors(self.weight, None, dt, readout=True)
 
     def extra_repr(self) -> str:
         return f"{self.n_in} -> {self.n_out}, spiking={self.spiking}, taus={self.taus}"
