@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -106,12 +107,105 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
+#: most characters of one YAML document (a config is a few KB; this refuses a stray data file)
+MAX_YAML_CHARS = 1_000_000
+#: most values one YAML document may expand to, every alias counted at each use: a config has
+#: a few hundred, while nested anchors of a 1 KB "alias bomb" expand to a billion
+MAX_YAML_VALUES = 20_000
+
+
+def _expanded_size(node: yaml.Node, limit: int) -> int:
+    """Values ``node`` expands to (aliases counted at every use), stopping early past ``limit``.
+
+    Iterative with a memo per node, so a shared subtree costs one visit and a deep document no
+    recursion; a node that contains itself (``&a [*a]``) counts as unbounded.
+    """
+    memo: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        cur, done = stack.pop()
+        key = id(cur)
+        if done:
+            on_path.discard(key)
+            total = 1
+            for child in _children(cur):
+                total += memo[id(child)]
+                if total > limit:
+                    break
+            memo[key] = min(total, limit + 1)
+            if memo[key] > limit:
+                return limit + 1
+            continue
+        if key in memo:
+            continue
+        if key in on_path:
+            return limit + 1  # recursive anchor: infinite
+        on_path.add(key)
+        stack.append((cur, True))
+        for child in _children(cur):
+            if id(child) in on_path:
+                return limit + 1
+            if id(child) not in memo:
+                stack.append((child, False))
+    return memo[id(node)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def read_yaml(text: str, source: str = "<string>") -> Any:
-    """Parse YAML text with the config loader; syntax errors name the source and line."""
+    """Parse YAML text with the config loader; syntax errors name the source and line.
+
+    The document is composed first and its expanded size checked before any Python object is
+    built, so an alias bomb is refused in milliseconds instead of filling the memory.
+    """
+    if len(text) > MAX_YAML_CHARS:
+        raise ConfigError(
+            [
+                f"YAML document of {len(text)} characters, more than {MAX_YAML_CHARS}: "
+                "a config is a few KB; check that this is the config file"
+            ],
+            source,
+        )
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+            raise ConfigError(
+                [
+                    f"YAML document expands to more than {MAX_YAML_VALUES} values (anchors and "
+                    "aliases counted at every use, or an alias inside its own anchor): a "
+                    "config has a few hundred; remove the nested aliases"
+                ],
+                source,
+            )
+        return loader.construct_document(node)
+    except ConfigError:
+        raise
     except yaml.YAMLError as exc:
-        raise ConfigError([f"YAML syntax error: {exc}"], source) from exc
+        raise ConfigError([f"YAML syntax error: {_one_line(exc)}"], source) from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            ["YAML document nested too deeply: a config is a few levels deep"], source
+        ) from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. !!timestamp 2001-13-45
+        raise ConfigError([f"YAML value error: {_one_line(exc)}"], source) from exc
+    finally:
+        loader.dispose()
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, at most ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,8 +598,16 @@ def _loc_without_union_tags(loc: Sequence[Any]) -> list[Any]:
     return [p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p.endswith("Config"))]
 
 
+#: bounded repr of a bad value: a few items per level, a few levels (never the whole value)
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 6, 6, 6
+_REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = _REPR.maxarray = 6
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 60, 40, 60
+
+
 def _describe(value: Any) -> str:
-    text = repr(value)
+    """``value`` for an error line: a bounded prefix of its repr (a config's value may be huge)."""
+    text = _REPR.repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"
@@ -549,6 +651,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
             line = msg if not loc or msg.startswith(path + ".") else f"{path}: {msg}"
         else:
             line = f"{path}: {err['msg']}, got {_describe(err.get('input'))}"
+        line = _one_line(line, 400)  # a validator's message may quote a long value
         key = (path, line)
         if key not in seen:  # unions report one error per member; keep distinct lines
             seen.add(key)
