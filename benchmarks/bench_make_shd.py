@@ -12,6 +12,9 @@ Two measurements on Heidelberg Digits recordings (``--audio DIR``, the folder of
    files/s and real-time factor (seconds of audio per second), including worker start-up,
    and the time the whole corpus would take at that rate.
 
+The stage breakdown runs with the allocator settings of the builder's worker processes
+(``_WORKER_MALLOC``: freed memory stays in the heap instead of being mapped afresh per file).
+
 The machine's load average is printed with the results: on a shared machine rerun and compare.
 
 Usage: ``python benchmarks/bench_make_shd.py --audio /path/to/hd/audio [--files 200]
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +40,7 @@ from eventprop.audio.hair_cell import hair_cell
 from eventprop.audio.io import read_audio
 from eventprop.audio.normalize import hann_taper, rms_normalize
 from eventprop.builders.encode_cache import (
+    _WORKER_MALLOC,
     EncoderSettings,
     EncodingCache,
     default_workers,
@@ -112,6 +117,10 @@ def audio_seconds(files: list[Path]) -> float:
 
 
 def main() -> None:
+    # the stage breakdown runs in this process: give it the allocator settings of the
+    # builder's worker processes (they must be in place when the C library starts)
+    if any(os.environ.get(k) != v for k, v in _WORKER_MALLOC.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_WORKER_MALLOC})
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--audio", required=True, help="folder of the HD FLAC files")
     ap.add_argument("--files", type=int, default=200, help="recordings to encode (default 200)")

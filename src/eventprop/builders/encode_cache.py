@@ -121,6 +121,26 @@ def _write_entry(target: Path, arrays: dict[str, np.ndarray]) -> None:
 
 # --- worker side ----------------------------------------------------------------------------
 
+#: glibc allocator settings of the worker processes. Every file allocates and frees arrays of
+#: tens of MB (membrane velocity, firing probability); by default glibc maps each one afresh
+#: and returns it to the system, so every file pays the page faults of zeroing that memory
+#: again (measured: 31 ms of system time per file at 24 kHz, a fifth of the encoding). Keeping
+#: freed memory in the heap makes it 4 ms. Other C libraries ignore these variables.
+_WORKER_MALLOC = {
+    "MALLOC_MMAP_THRESHOLD_": str(2**31 - 1),
+    "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1),
+    "MALLOC_TOP_PAD_": str(256 * 2**20),
+}
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 _COCHLEA: dict[tuple[int, int | None], object] = {}
 
 
@@ -308,12 +328,15 @@ class EncodingCache:
         audio_s = 0.0
         pending = iter(jobs)
         in_flight: set[Future] = set()
+        saved = {k: os.environ.get(k) for k in _WORKER_MALLOC}
+        os.environ.update(_WORKER_MALLOC)  # read by the workers' C library when they start
         ex = ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(1,))
         try:
             for job in pending:
                 in_flight.add(ex.submit(_encode_entry, job))
                 if len(in_flight) >= 4 * n_workers:
                     break
+            _restore_env(saved)  # every worker has started
             while in_flight:
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -328,5 +351,7 @@ class EncodingCache:
         except BaseException:
             ex.shutdown(wait=True, cancel_futures=True)
             raise
+        finally:
+            _restore_env(saved)
         ex.shutdown(wait=True)
         return audio_s
