@@ -6,7 +6,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 
-.PHONY: install train test lint bench gradcheck clean
+.PHONY: install train test lint bench gradcheck dist smoke clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,11 @@ bench: $(BIN)/.installed
 gradcheck: $(BIN)/.installed
 	$(BIN)/eventprop gradcheck $(ARGS)
 
+dist: $(BIN)/.installed  ## sdist and wheel into dist/
+	$(BIN)/python -m build --outdir dist .
+
+smoke: $(BIN)/.installed  ## build, install into fresh environments, run the installed command
+	VENV=$(VENV) bash .ci/wheel_smoke
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

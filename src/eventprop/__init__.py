@@ -13,7 +13,29 @@ import sys
 if "torch" not in sys.modules:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from eventprop.events import EventBatch
+
+def _numba_cache_dir() -> None:
+    """Compiled kernels go to the user's cache directory, never into site-packages.
+
+    The kernels are compiled with ``cache=True``; numba would otherwise write its cache next
+    to the installed source files (a shared, possibly read-only, site-packages). A user's own
+    NUMBA_CACHE_DIR is respected. numba reads the variable when it is imported, so an already
+    imported numba is told directly.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    import platformdirs
+
+    path = os.path.join(platformdirs.user_cache_dir("eventprop"), "numba")
+    os.environ["NUMBA_CACHE_DIR"] = path
+    config = sys.modules.get("numba.core.config")
+    if config is not None:
+        config.CACHE_DIR = path
+
+
+_numba_cache_dir()
+
+from eventprop.events import EventBatch  # noqa: E402 - after the environment is set up
 
 __version__ = "0.1.0"
 __all__ = ["EventBatch", "__version__"]
