@@ -193,6 +193,15 @@ def test_bad_graphs_give_errors_naming_the_node():
         from_nir(leaky)
 
 
+def test_discrete_convention_is_refused_for_exact_timing():
+    net = _network()
+    net.timing = "exact"
+    with pytest.raises(ValueError, match="'exact' timing"):
+        to_nir(net, convention="discrete")
+    back = from_nir(to_nir(net))  # the continuous graph keeps the timing mode
+    assert back.timing == "exact"
+
+
 def test_unreadable_file_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.nir"
     bad.write_bytes(b"not hdf5")

@@ -27,11 +27,16 @@ Two conventions say how the NIR parameters are read:
     current-to-voltage factor ``c`` of the post neuron, so a simulator that steps these
     equations runs eventprop's discrete map step for step.
 
-Both are exact for eventprop's grid model; which to use depends on the reader. Graph-level
-metadata (``eventprop_*``) keeps what NIR has no field for (dt, theta, timing, tau bounds,
-trainability, self-connections), so ``from_nir(to_nir(net))`` rebuilds ``net`` exactly; a
-graph from elsewhere gets defaults (``dt`` 1 ms for ``continuous``, ``nir_dt`` for
-``discrete``).
+``continuous`` is the model that ``timing="exact"`` simulates (spikes at their real times); a
+grid-timed network is its discretisation at ``dt``, which a continuous-time simulator reproduces
+only as ``dt -> 0``, while ``discrete`` reproduces it step for step (and is refused for exact
+timing).
+
+Graph and node metadata (``eventprop_*``) keep what NIR has no field for (dt, theta, timing,
+tau bounds, trainability, self-connections), so ``from_nir(to_nir(net))`` rebuilds ``net``
+exactly; a graph from elsewhere gets defaults (``dt`` 1 ms for ``continuous``, ``nir_dt`` for
+``discrete``). A run's delay line is input preprocessing, not part of the network: the graph's
+inputs are then the delayed copies (``export_run`` says so in the metadata).
 
 ``from_nir`` accepts chains of ``Linear``/``Affine`` (zero bias) and ``CubaLIF``/``CubaLI``
 nodes with optional self-recurrent ``Linear`` loops, nested sub-graphs (as snnTorch writes
@@ -140,6 +145,12 @@ def to_nir(
         raise ValueError(f"convention: unknown {convention!r}; choose one of {CONVENTIONS}")
     if not (nir_dt > 0):
         raise ValueError(f"nir_dt: must be a positive number of seconds, got {nir_dt!r}")
+    if convention == "discrete" and network.timing != "grid":
+        raise ValueError(
+            f"convention 'discrete' is the step map of grid timing; this network uses "
+            f"{network.timing!r} timing, whose model is the continuous one: export it with "
+            "convention='continuous'"
+        )
     nodes: dict[str, nir.NIRNode] = {
         "input": nir.Input(input_type={"input": np.array([network.n_in])})
     }
