@@ -243,6 +243,7 @@ def test_existing_run_directory_is_not_overwritten(tiny_config, tmp_path):
     with pytest.raises(RunDirError, match="no checkpoint to resume from"):
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "config.yaml").write_text(dump_config(cfg))
+        (tmp_path / "empty" / "notes.txt").write_text("not a run's file")  # not a failed start
         resume(tmp_path / "empty", quiet=True)
 
 

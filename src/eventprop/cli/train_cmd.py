@@ -270,7 +270,7 @@ def run_eval(args: argparse.Namespace) -> int:
         return 1
     print(
         f"{args.split} set ({out['n']} samples), {args.checkpoint} checkpoint (epoch "
-        f"{out['epoch'] + 1}): accuracy {100 * out['accuracy']:.2f} %, loss {out['loss']:.4f}, "
+        f"{out['epoch']}): accuracy {100 * out['accuracy']:.2f} %, loss {out['loss']:.4f}, "
         f"hidden spikes/neuron {out['spikes_per_neuron']:.2f}"
     )
     print(f"written: {out['written']}")

@@ -35,8 +35,10 @@ from tqdm import tqdm
 import eventprop
 from eventprop.engine.exact_spec import SpikeLimitError
 from eventprop.train.checkpoint import (
+    TRAINING_KEYS,
     capture_rng_state,
     load_checkpoint,
+    load_model_state,
     restore_rng_state,
     save_checkpoint,
 )
@@ -56,9 +58,13 @@ from eventprop.train.model import (
 from eventprop.train.rewire import lift_silent
 from eventprop.train.runs import (
     RunDirError,
+    RunLock,
     RunPaths,
+    clear_failed_start,
     create_run_dir,
+    is_failed_start,
     read_run_config,
+    read_summary,
     write_config,
     write_json,
 )
@@ -190,8 +196,9 @@ class Trainer:
         }
 
     def _restore(self) -> None:
-        ck = load_checkpoint(self.restore_from or self.paths.last)
-        self.net.load_state_dict(ck["model"])
+        path = self.restore_from or self.paths.last
+        ck = load_checkpoint(path, required=TRAINING_KEYS)
+        load_model_state(self.net, ck, path, self.cfg.model_dump(mode="json"))
         self.optimizer.load_state_dict(ck["optimizer"])
         self.schedule.load_state_dict(ck["schedule"])
         restore_rng_state(ck["rng"])
@@ -315,9 +322,13 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         session_start = time.perf_counter()
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.paths.root).acquire()  # one writer per run directory
         self._log_fh = open(self.paths.log, "a", encoding="utf-8")
         metrics: MetricsLog | None = None
         try:
+            if not self.resume:  # before the data: a failed start keeps its config
+                clear_failed_start(self.paths.root)
+                write_config(self.paths, self.cfg)
             self._setup()
             if self.resume:
                 self._restore()
@@ -325,8 +336,6 @@ class Trainer:
                     f"resuming {self.paths.root} after epoch {self.resumed_from + 1} "
                     f"({self.start_epoch}/{self.cfg.train.epochs} epochs done)"
                 )
-            else:
-                write_config(self.paths, self.cfg)
             metrics = MetricsLog(
                 self.paths.root,
                 self.cfg.run.tensorboard,
@@ -357,6 +366,7 @@ class Trainer:
             if self._log_fh is not None:
                 self._log_fh.close()
                 self._log_fh = None
+            lock.release()
 
     def _describe(self) -> None:
         d, cfg = self.data, self.cfg
@@ -611,16 +621,32 @@ class Trainer:
         epoch: int | None = None,
         batch: int | None = None,
     ) -> None:
+        previous = _previous_summary(self.paths) if self.resume else None
+        if previous is not None and previous.get("status") == "completed":
+            self.log(f"{self.paths.summary} of the completed run is kept unchanged")
+            return  # a failed resume never overwrites the results of a finished run
         try:
             summary = self._summary(status, self.prior_elapsed, session_start)
         except AttributeError:  # failed during set-up
             summary = {"status": status, "name": self.cfg.name}
+        if previous is not None and self.resumed_from is None:  # failed before the restore
+            summary = {**previous, "status": status}
         summary["error"] = {"message": message, "epoch": epoch, "batch": batch}
-        summary["resume_with"] = f"eventprop train --resume {self.paths.root}"
+        summary["resume_with"] = f"eventprop train --resume {self.paths.root}" + (
+            "" if self.paths.last.is_file() else " (no checkpoint yet: starts again at epoch 1)"
+        )
         try:
             write_json(self.paths.summary, summary)
         except OSError:  # pragma: no cover - the disk itself failed
             pass
+
+
+def _previous_summary(paths: RunPaths) -> dict[str, Any] | None:
+    """The run's summary.json before this session (None if absent or unreadable)."""
+    try:
+        return read_summary(paths.root)
+    except (OSError, ValueError):
+        return None
 
 
 def train(
@@ -650,13 +676,19 @@ def resume(
     on_batch: Callback | None = None,
     on_epoch_end: Callback | None = None,
 ) -> RunResult:
-    """Continue the run in ``run_dir`` from its last checkpoint, with its own config."""
+    """Continue the run in ``run_dir`` from its last checkpoint, with its own config.
+
+    A run that stopped before its first checkpoint has nothing to continue: it starts again
+    from epoch 1 in the same directory (the same result as an uninterrupted run).
+    """
     paths = RunPaths(run_dir)
     cfg = read_run_config(paths.root)
-    if not paths.last.is_file():
+    restart = not paths.last.is_file()
+    if restart and not is_failed_start(paths.root):
         raise RunDirError(
             f"{paths.root}: no checkpoint to resume from (checkpoints/last.pt is written at "
-            "the end of the first epoch); start the run again instead"
+            "the end of the first epoch), and files other than a failed start's; start the "
+            "run again in a new directory"
         )
     from eventprop.train.runs import check_writable
 
@@ -664,7 +696,7 @@ def resume(
     trainer = Trainer(
         cfg,
         paths,
-        resume=True,
+        resume=not restart,
         quiet=quiet,
         stream=stream,
         on_batch=on_batch,

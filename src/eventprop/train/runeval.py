@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eventprop.train.checkpoint import load_checkpoint
+from eventprop.train.checkpoint import TRAINING_KEYS, load_checkpoint, load_model_state
 from eventprop.train.data import load_run_data
 from eventprop.train.evaluate import evaluate
 from eventprop.train.model import build_loss, build_network
@@ -38,7 +38,7 @@ def evaluate_run(
     ck_path = paths.best if checkpoint == "best" else paths.last
     if not ck_path.is_file():
         raise RunDirError(f"{ck_path}: no such checkpoint (the run has not finished an epoch)")
-    ck = load_checkpoint(ck_path)
+    ck = load_checkpoint(ck_path, required=TRAINING_KEYS)
     meta = ck["meta"]
     seeds = {k: int(v) for k, v in ck.get("seeds", stream_seeds(cfg)).items()}
     cfg.data.test = True
@@ -52,7 +52,7 @@ def evaluate_run(
             f"{meta['n_channels']}"
         )
     net = build_network(cfg, meta["n_channels"], meta["n_classes"], seeds["init"])
-    net.load_state_dict(ck["model"])
+    load_model_state(net, ck, ck_path, cfg.model_dump(mode="json"))
     result = evaluate(
         net,
         build_loss(cfg),
@@ -74,7 +74,9 @@ def evaluate_run(
         "run_dir": str(paths.root.resolve()),
         "split": split,
         "checkpoint": checkpoint,
-        "epoch": int(ck["epoch"]),
+        # numbered from 1 like metrics.csv and summary.json (the checkpoint keeps the 0-based
+        # index of its last completed epoch, which resuming needs)
+        "epoch": int(ck["epoch"]) + 1,
         **result.as_dict(),
     }
     stem = f"eval_{split}_{checkpoint}"

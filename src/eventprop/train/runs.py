@@ -13,6 +13,17 @@ that it alone reproduces the run), the metrics, the checkpoints, the plots and a
 
 Writability is tested before any data is loaded, so a bad ``run.root`` or a read-only disk
 fails in the first second, not after the first epoch.
+
+One writer per directory: a training process holds ``RUN/.lock`` (an ``flock`` on a file that
+names its pid) for as long as it writes, so a second ``--resume`` of the same run is refused
+naming the process instead of writing every epoch twice. A lock whose process is gone (``kill
+-9``) holds no ``flock`` any more and is taken over. While it holds the lock, a process removes
+the temporary files that killed writers left (``.last.pt.<pid>.tmp``, ``.write-test-<pid>``...):
+no other writer can own them.
+
+A start that failed before its first checkpoint (bad data file, killed during the first
+epoch) leaves a directory that the same command, ``--run-dir`` with it, or ``--resume`` starts
+again from epoch 1; a directory with a checkpoint is only ever continued with ``--resume``.
 """
 
 from __future__ import annotations
@@ -20,17 +31,30 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
+import socket
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+try:  # POSIX: the lock is an flock, released by the kernel when its process dies
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the pid in the file decides
+    fcntl = None  # type: ignore[assignment]
 
 from eventprop.train.config import ExperimentConfig, dump_config, load_config
 
 __all__ = [
     "RunDirError",
+    "RunLock",
     "RunPaths",
     "check_writable",
+    "clean_temporary_files",
+    "clear_failed_start",
     "create_run_dir",
+    "is_failed_start",
     "read_run_config",
     "read_summary",
     "write_config",
@@ -80,6 +104,179 @@ class RunPaths:
     def summary(self) -> Path:
         return self.root / "summary.json"
 
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+
+#: temporary files of atomic writes and probes, by the writers of this package (pid inside)
+_TEMPORARY = re.compile(
+    r"^(\.write-test-\d+|\..+\.\d+\.tmp|\.(config\.yaml|summary\.json|metrics\.csv)\.tmp)$"
+)
+#: what a run directory holds (anything else makes a non-empty directory someone else's)
+_RUN_FILES = {
+    "config.yaml",
+    "metrics.csv",
+    "train.log",
+    "summary.json",
+    "checkpoints",
+    "plots",
+    "tensorboard",
+    ".lock",
+}
+
+
+def clean_temporary_files(root: Path) -> list[Path]:
+    """Remove the temporary files killed writers left in ``root`` and its checkpoints.
+
+    Only call while holding the directory's :class:`RunLock`: then no live writer owns them.
+    Returns what was removed.
+    """
+    removed = []
+    for folder in (root, root / "checkpoints", root / "plots"):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.is_file() and _TEMPORARY.match(p.name):
+                try:
+                    p.unlink()
+                    removed.append(p)
+                except FileNotFoundError:  # pragma: no cover - raced with its writer's cleanup
+                    pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's live process
+        return True
+    return True
+
+
+class RunLock:
+    """Exclusive writer lock of a run directory (``RUN/.lock``, holding the writer's pid).
+
+    ``with RunLock(root): ...`` raises :class:`RunDirError` naming the holder when another live
+    process has it. A lock file left by a dead process is stale and taken over (POSIX: it no
+    longer holds an ``flock``; elsewhere: its pid no longer runs). Acquiring also removes the
+    temporary files of dead writers, and so does releasing.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.paths = RunPaths(root)
+        self._fd: int | None = None
+        self.took_over: int | None = None  #: pid of the stale lock that was replaced, if any
+
+    def _holder(self) -> str:
+        try:
+            text = self.paths.lock.read_text(encoding="utf-8").split()
+        except OSError:
+            return "another process"
+        return f"process {text[0]}" + (f" on {text[1]}" if len(text) > 1 else "")
+
+    def _busy(self) -> RunDirError:
+        lock = self.paths.lock
+        return RunDirError(
+            f"run directory {self.paths.root}: in use by {self._holder()} (lock file {lock}); "
+            "wait for that run to end or stop it; one run directory has one writer"
+        )
+
+    def acquire(self) -> RunLock:
+        lock = self.paths.lock
+        for _ in range(20):  # retries only when a releasing holder unlinks the file meanwhile
+            try:
+                self.paths.root.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                raise RunDirError(f"run directory {self.paths.root}: not writable ({why})") from exc
+            try:
+                old = os.read(fd, 256).decode("utf-8", "replace").split()
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        raise self._busy() from None
+                    try:  # the file we locked must still be the lock (not unlinked meanwhile)
+                        same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+                    except FileNotFoundError:
+                        same = False
+                    if not same:
+                        os.close(fd)
+                        continue
+                elif old and old[0].isdigit() and int(old[0]) != os.getpid():
+                    if _pid_alive(int(old[0])):  # pragma: no cover - platforms without flock
+                        raise self._busy()
+                if old and old[0].isdigit() and int(old[0]) != os.getpid():
+                    self.took_over = int(old[0])
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, f"{os.getpid()} {socket.gethostname()} {time.time():.0f}\n".encode())
+                os.fsync(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            clean_temporary_files(self.paths.root)
+            return self
+        raise self._busy()  # pragma: no cover - the file kept changing under us
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        clean_temporary_files(self.paths.root)
+        try:
+            self.paths.lock.unlink()
+        except FileNotFoundError:  # pragma: no cover - removed by hand
+            pass
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def is_failed_start(root: str | os.PathLike[str]) -> bool:
+    """A run directory whose start failed before its first checkpoint (nothing to continue).
+
+    It holds only run-directory files (no file of anyone else) and no checkpoint: it can be
+    started again from epoch 1 without losing anything.
+    """
+    paths = RunPaths(root)
+    if not paths.root.is_dir():
+        return False
+    names = {p.name for p in paths.root.iterdir() if not _TEMPORARY.match(p.name)}
+    if not names or not names <= _RUN_FILES:
+        return False
+    if paths.checkpoints.is_dir():
+        kept = [p for p in paths.checkpoints.iterdir() if not _TEMPORARY.match(p.name)]
+        if kept:
+            return False
+    return True
+
+
+def clear_failed_start(root: str | os.PathLike[str]) -> None:
+    """Remove what a failed start wrote (not ``train.log``: it keeps the history)."""
+    paths = RunPaths(root)
+    for p in (paths.config, paths.metrics, paths.summary):
+        p.unlink(missing_ok=True)
+    for d in (paths.plots, paths.root / "tensorboard"):
+        if d.is_dir():
+            shutil.rmtree(d)
+
 
 def check_writable(path: Path) -> None:
     """Create ``path`` if needed and prove that files can be written in it."""
@@ -112,7 +309,12 @@ def create_run_dir(
                     f"run directory {path}: holds a run already; continue it with "
                     f"`eventprop train --resume {path}` or choose another directory"
                 )
-            raise RunDirError(f"run directory {path}: exists and is not empty")
+            if not is_failed_start(path):
+                raise RunDirError(
+                    f"run directory {path}: exists and is not empty (and is not a run that "
+                    "failed before its first checkpoint); choose another directory"
+                )
+            # a start that failed before its first checkpoint: started again from epoch 1
     else:
         parent = Path(root if root is not None else cfg.run.root).expanduser()
         base = f"{cfg.name}-{_timestamp()}"
@@ -133,6 +335,11 @@ def read_run_config(run_dir: str | os.PathLike[str]) -> ExperimentConfig:
     if not paths.root.is_dir():
         raise RunDirError(f"{paths.root}: no such run directory")
     if not paths.config.is_file():
+        if is_failed_start(paths.root):
+            raise RunDirError(
+                f"{paths.root}: its start failed before config.yaml was written; start it "
+                f"again with `eventprop train CONFIG --run-dir {paths.root}`"
+            )
         raise RunDirError(f"{paths.root}: not a run directory (no config.yaml)")
     return load_config(paths.config)
 
