@@ -117,6 +117,20 @@ def test_run_cell_measures_every_method(method: str) -> None:
     assert res.input_spikes > 0 and res.measured_steps == 60 and not res.extrapolated
 
 
+@pytest.mark.parametrize("timing", ["grid", "exact"])
+def test_eventprop_cells_run_the_requested_timing(timing: str) -> None:
+    from eventprop.benchmarks.compare import _Runner, build_network
+
+    runner = _Runner("eventprop-numba", build_network(20, 8, delay=False, seed=0), 10.0, timing)
+    assert runner.model.timing == timing
+    bptt = _Runner("bptt", build_network(20, 8, delay=False, seed=0), 10.0, timing)
+    assert bptt.model.network.timing == "grid"  # BPTT's model is the grid
+    res = run_cell(
+        CellSpec(method="eventprop-numba", repeats=1, budget_s=1.0, timing=timing, **TINY)
+    )
+    assert res.status == "ok", res.status
+
+
 def test_dense_method_window_is_scaled_and_marked() -> None:
     full = run_cell(CellSpec(method="bptt", repeats=1, **TINY))
     part = run_cell(CellSpec(method="bptt", repeats=1, max_steps=30, **TINY))

@@ -291,6 +291,7 @@ class CellSpec:
     max_steps: int | None = None  #: force a window of at most this many steps (dense methods)
     threads: int | None = None  #: PyTorch intra-op threads (None: the faster of 1 and all)
     input_file: str | None = None  #: the batch, saved by :func:`save_events` (else built here)
+    timing: str = "grid"  #: EventProp's timing mode ("grid" or "exact"; BPTT is always grid)
 
 
 @dataclass
@@ -382,7 +383,7 @@ def _available_bytes() -> float:
 class _Runner:
     """One method bound to one network; ``step(events)`` = forward + loss + backward."""
 
-    def __init__(self, method: str, net, surrogate_slope: float) -> None:
+    def __init__(self, method: str, net, surrogate_slope: float, timing: str = "grid") -> None:
         from eventprop.baselines import BPTTNetwork, SavedTensorMeter, SnnTorchPeer
         from eventprop.losses import SpikeCountRegularizer, make_loss
 
@@ -391,6 +392,7 @@ class _Runner:
         self._meter_cls = SavedTensorMeter
         if method in ("eventprop-numba", "eventprop-torch", "eventprop-torch-cuda"):
             net.backend = "numba" if method == "eventprop-numba" else "torch"
+            net.timing = timing
             self.model = net.to(self.device)
             self.kind = "eventprop"
         elif method in ("bptt", "bptt-cuda"):
@@ -486,7 +488,7 @@ def run_cell(spec: CellSpec) -> CellResult:
     net = build_network(
         events.n_channels, spec.hidden, delay=spec.delay, seed=spec.seed, scale=spec.scale
     )
-    runner = _Runner(spec.method, net, spec.surrogate_slope)
+    runner = _Runner(spec.method, net, spec.surrogate_slope, spec.timing)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     T = spec.n_steps
@@ -868,6 +870,7 @@ def run_benchmark(
     event_op: bool = True,
     project: bool = True,
     command: str = "",
+    timing: str = "grid",
     log=print,
 ) -> BenchReport:
     """Run every (method, hidden, delay, batch) cell and return the report.
@@ -879,10 +882,13 @@ def run_benchmark(
     ``passes`` > 1 runs the grid that many times and keeps each cell's fastest pass (on a
     shared machine a later pass may catch a quieter moment).
     ``isolate`` runs each cell in its own process (clean peak RSS); ``False`` runs them here
-    (faster start, but peak RSS is then the process's so far).
+    (faster start, but peak RSS is then the process's so far). ``timing`` is EventProp's
+    timing mode ("grid" or "exact"); surrogate-gradient BPTT always runs the grid model.
     """
     t_start = time.perf_counter()
-    notes: list[str] = []
+    if timing not in ("grid", "exact"):
+        raise ValueError(f"timing: unknown mode {timing!r}; choose 'grid' or 'exact'")
+    notes: list[str] = [f"EventProp rows use {timing} timing; BPTT and snnTorch the grid."]
     if methods is None:
         methods = list(CPU_METHODS)
         if torch.cuda.is_available():
@@ -946,6 +952,7 @@ def run_benchmark(
                         max_steps=max_steps,
                         threads=threads,
                         input_file=inputs[(b, d)],
+                        timing=timing,
                     )
                     on = "on " if d else "off"
                     tag = f"[pass {k + 1}] " if passes > 1 else ""

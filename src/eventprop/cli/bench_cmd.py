@@ -89,6 +89,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--timing",
+        choices=["grid", "exact"],
+        default="grid",
+        help="EventProp's timing mode (default grid, the paper's; BPTT always runs the grid)",
+    )
+    p.add_argument(
         "--scaling",
         action="store_true",
         help="also run the scaling study (time per sample vs hidden size, input spikes, trial "
@@ -143,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         event_op=not args.no_event_op,
         command=command.strip(),
+        timing=args.timing,
     )
     print()
     print(report.to_text())
