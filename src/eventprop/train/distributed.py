@@ -7,16 +7,20 @@ forward and backward on it, and the gradients are summed over ranks with each ra
 by its share of the batch -- so the update is the one a single process makes on the whole
 batch, up to the order of floating-point additions. The epoch's metrics and spike counts are
 summed the same way, so silent-neuron lifting and model selection see the whole epoch on every
-rank and the ranks never diverge. Validation and test sets are evaluated by every rank (same
-weights, same numbers), which keeps the learning-rate schedule identical without messages.
+rank and the ranks never diverge. Validation and test sets are split the same way and their
+sums combined, so every rank gets the whole set's numbers (and the learning-rate schedule
+steps alike everywhere).
 
 Rank 0 owns the run directory (config, metrics, checkpoints, plots, summary); the other ranks
 write their (identical) bookkeeping into a private temporary directory that is removed at the
 end, and on ``--resume`` restore from rank 0's ``checkpoints/last.pt``.
 
 Launch: ``eventprop train CONFIG --nproc N`` starts N local processes (gloo on CPU, nccl when
-CUDA is present), or ``torchrun --nproc-per-node N -m eventprop train CONFIG`` on one or more
-machines: a process that finds ``WORLD_SIZE`` > 1 in its environment joins the group.
+every local rank has a GPU of its own; ``EVENTPROP_DIST_BACKEND`` overrides), or
+``torchrun --nproc-per-node N -m eventprop train CONFIG`` on one or more machines: a process
+that finds ``WORLD_SIZE`` > 1 in its environment joins the group. The network itself trains
+on the CPU (the training config has no device option yet); with nccl only the collectives run
+on the GPUs.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ __all__ = [
 
 #: set in the processes that ``launch`` starts, so that they do not launch again
 WORKER_ENV = "EVENTPROP_DIST_WORKER"
+#: overrides the choice of communication backend (gloo or nccl)
+BACKEND_ENV = "EVENTPROP_DIST_BACKEND"
 
 
 class DistributedConfigError(ValueError):
@@ -129,6 +135,51 @@ class DistContext:
             at += c.numel()
         return out
 
+    def evaluate(
+        self,
+        model: torch.nn.Module,
+        loss_fn: Any,
+        data: Any,
+        run_data: Any,
+        batch_size: int,
+        hidden_sizes: list[int],
+    ) -> Any:
+        """``eventprop.train.evaluate.evaluate`` with each rank taking a contiguous part of
+        ``data`` and the sums combined: the same numbers (up to the order of additions) in
+        1/N of the time."""
+        from eventprop.train.evaluate import EvalResult, evaluate
+
+        n = len(data)
+        lo, hi = (self.rank * n) // self.world_size, ((self.rank + 1) * n) // self.world_size
+        part = evaluate(
+            model, loss_fn, data.subset(np.arange(lo, hi)), run_data, batch_size, hidden_sizes
+        )
+        local_n = hi - lo
+        head = torch.tensor(
+            [local_n, part.loss * local_n if local_n else 0.0, part.seconds], dtype=torch.float64
+        )
+        k = run_data.n_classes
+        confusion = part.confusion.astype(np.float64)
+        spikes = [torch.from_numpy(r * local_n) for r in part.neuron_rates]
+        total = self.sum_tensor(torch.cat([head, torch.from_numpy(confusion).reshape(-1), *spikes]))
+        n_all = round(float(total[0]))
+        confusion = total[3 : 3 + k * k].numpy().reshape(k, k).round().astype(np.int64)
+        rates, at = [], 3 + k * k
+        for size in hidden_sizes:
+            rates.append((total[at : at + size] / max(1, n_all)).numpy())
+            at += size
+        neurons = sum(hidden_sizes)
+        all_spikes = float(sum(r.sum() for r in rates)) * n_all
+        return EvalResult(
+            loss=float(total[1]) / n_all if n_all else float("nan"),
+            accuracy=int(np.trace(confusion)) / n_all if n_all else float("nan"),
+            n=n_all,
+            confusion=confusion,
+            spikes_per_neuron=all_spikes / (neurons * n_all) if neurons and n_all else float("nan"),
+            neuron_rates=rates,
+            seconds=float(total[2]) / self.world_size,
+        )
+
     def broadcast_object(self, obj: object) -> object:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
@@ -162,13 +213,25 @@ def shard_batch(
     return part, labels[lo:hi], (hi - lo) / b
 
 
+def default_backend(local_ranks: int) -> str:
+    """nccl when every local rank has a CUDA device of its own (NCCL cannot share one), else
+    gloo. The collectives move the (few) gradient numbers to the rank's device and back."""
+    if torch.cuda.is_available() and torch.cuda.device_count() >= local_ranks:
+        return "nccl"
+    return "gloo"
+
+
 def from_environment() -> DistContext | None:
     """Join the process group described by torchrun-style variables, if there is one."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return None
     rank = int(os.environ["RANK"])
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = os.environ.get(BACKEND_ENV) or default_backend(
+        int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    )
+    if backend not in ("gloo", "nccl"):
+        raise DistributedConfigError(f"{BACKEND_ENV}: expected gloo or nccl, got {backend!r}")
     if not dist.is_initialized():
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))

@@ -129,6 +129,8 @@ class Trainer:
         self.cfg = cfg
         #: data-parallel group (``eventprop.train.distributed``): shards batches, sums gradients
         self.dist = dist
+        #: ranks share the evaluation sets as they share the batches
+        self._evaluate = evaluate if dist is None else dist.evaluate
         #: checkpoint to resume from (ranks other than 0 keep their files elsewhere)
         self.restore_from: Path | None = None
         self.paths = paths
@@ -403,7 +405,7 @@ class Trainer:
             val: EvalResult | None = None
             t_val = 0.0
             if self.data.validation is not None:
-                val = evaluate(
+                val = self._evaluate(
                     self.net,
                     self.loss_fn,
                     self.data.validation,
@@ -519,7 +521,7 @@ class Trainer:
             self.net.load_state_dict(best_state["model"])
         test = None
         if self.data.test is not None:
-            test = evaluate(
+            test = self._evaluate(
                 self.net,
                 self.loss_fn,
                 self.data.test,
@@ -529,7 +531,7 @@ class Trainer:
             )
         val_best = None
         if self.data.validation is not None:
-            val_best = evaluate(
+            val_best = self._evaluate(
                 self.net,
                 self.loss_fn,
                 self.data.validation,
