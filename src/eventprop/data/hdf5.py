@@ -12,7 +12,9 @@ error deep inside training: every rule of the layout is checked, vectorised over
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,15 @@ __all__ = [
 N_CHANNELS = 700
 #: datasets every official file has
 REQUIRED_KEYS = ("spikes/times", "spikes/units", "labels", "extra/speaker", "extra/keys")
+#: largest label accepted: the layout stores labels as uint16, and the number of readout
+#: neurons follows the largest label (a damaged 2**40 would otherwise exhaust the memory)
+MAX_LABEL = 65535
+#: a dataset may declare at most this many bytes per byte of file (plus a fixed allowance):
+#: a damaged header that declares 10**12 values would otherwise be read into memory
+_EXPANSION = 1000
+_ALLOWANCE = 256 * 2**20
+#: bytes a row of a ragged (variable-length) dataset occupies at least in the file
+_VLEN_ROW_BYTES = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,20 +72,53 @@ def _fail(path: Path, message: str) -> DataFileError:
     return DataFileError(f"{path}: {message}")
 
 
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _dataset(path: Path, f: h5py.File, name: str) -> h5py.Dataset:
+    """``f[name]``, which must be a dataset whose declared size the file can hold."""
+    try:
+        ds = f[name]
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError) as exc:
+        raise UnreadableFileError(
+            f"{path}: cannot open '{name}' ({_one_line(exc)}); the file is probably damaged"
+        ) from exc
+    if not isinstance(ds, h5py.Dataset):
+        raise _fail(path, f"'{name}' is a {type(ds).__name__.lower()}, expected a dataset")
+    try:
+        per_value = (
+            _VLEN_ROW_BYTES if h5py.check_vlen_dtype(ds.dtype) is not None else ds.dtype.itemsize
+        )
+        declared = int(ds.size) * max(int(per_value), 1)
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        raise UnreadableFileError(
+            f"{path}: cannot read the header of '{name}' ({_one_line(exc)}); the file is "
+            "probably damaged"
+        ) from exc
+    if declared > _EXPANSION * path.stat().st_size + _ALLOWANCE:
+        raise _fail(
+            path,
+            f"'{name}' declares {ds.shape} values ({declared} bytes) in a file of "
+            f"{path.stat().st_size} bytes: a damaged header",
+        )
+    return ds
+
+
 def _read(path: Path, ds: h5py.Dataset, name: str) -> np.ndarray:
     try:
         return ds[()]
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise UnreadableFileError(
-            f"{path}: cannot read '{name}' ({exc}); the file is probably truncated or damaged"
+            f"{path}: cannot read '{name}' ({_one_line(exc)}); the file is probably truncated "
+            "or damaged"
         ) from exc
 
 
 def _ragged(path: Path, f: h5py.File, name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Read a ragged dataset; returns (flat values, per-row lengths)."""
-    ds = f[name]
-    if not isinstance(ds, h5py.Dataset):
-        raise _fail(path, f"'{name}' is a group, expected a dataset")
+    ds = _dataset(path, f, name)
     base = h5py.check_vlen_dtype(ds.dtype)
     if ds.ndim != 1 or base is None:
         raise _fail(
@@ -86,21 +130,65 @@ def _ragged(path: Path, f: h5py.File, name: str, kind: str) -> tuple[np.ndarray,
     if not ok:
         raise _fail(path, f"'{name}' holds {base}, expected {kind} values")
     rows = _read(path, ds, name)
+    if any(not isinstance(r, np.ndarray) or r.ndim != 1 for r in rows):
+        raise _fail(path, f"'{name}' has rows that are not 1-D arrays")
     lengths = np.fromiter((r.size for r in rows), dtype=np.int64, count=len(rows))
+    if int(lengths.sum()) > _EXPANSION * path.stat().st_size + _ALLOWANCE:
+        raise _fail(path, f"'{name}' declares {int(lengths.sum())} values: a damaged file")
     flat = np.concatenate(rows) if len(rows) else np.zeros(0, dtype=base)
     return flat.astype(base, copy=False), lengths
 
 
+def _check_global_heaps(path: Path, size_of_lengths: int) -> None:
+    """Refuse global heap collections that make libhdf5 loop for ever.
+
+    Ragged rows live in global heap collections (``GCOL``). libhdf5 walks a collection object
+    by object, advancing by each object's size; a free-space object (index 0) of size 0 does
+    not advance, and the read never returns (a zeroed range in a damaged file does this). The
+    walk is repeated here, in Python, on every collection the file holds, before any read.
+    """
+    header = 4 + 1 + 3 + size_of_lengths
+    obj_header = 2 + 2 + 4 + size_of_lengths
+    fmt = "<Q" if size_of_lengths == 8 else "<I"
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        start = mm.find(b"GCOL")
+        while start >= 0:
+            if start + header <= size and mm[start + 4] == 1:
+                (length,) = struct.unpack_from(fmt, mm, start + 8)
+                end = start + length
+                if header <= length and end <= size:  # a plausible collection: walk it
+                    pos = start + header
+                    while pos + obj_header <= end:
+                        index = int.from_bytes(mm[pos : pos + 2], "little")
+                        (obj,) = struct.unpack_from(fmt, mm, pos + 8)
+                        step = obj_header + (obj + 7) // 8 * 8 if index > 0 else obj
+                        if step <= 0:
+                            raise _fail(
+                                path,
+                                f"damaged global heap (ragged-array storage) at byte {pos}: "
+                                "the file is corrupt (reading it would never end)",
+                            )
+                        pos += step
+            start = mm.find(b"GCOL", start + 4)
+
+
 def _integers(path: Path, f: h5py.File, name: str) -> np.ndarray:
-    ds = f[name]
-    if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
-        raise _fail(path, f"'{name}' must be a 1-D dataset")
+    ds = _dataset(path, f, name)
+    if ds.ndim != 1:
+        raise _fail(path, f"'{name}' must be a 1-D dataset, got shape {ds.shape}")
     values = np.asarray(_read(path, ds, name))
     if np.issubdtype(values.dtype, np.floating):
         if values.size and not np.all(np.isfinite(values) & (values == np.round(values))):
             raise _fail(path, f"'{name}' must hold whole numbers")
-    elif not np.issubdtype(values.dtype, np.integer):
+        if values.size and np.abs(values).max() >= 2.0**62:
+            raise _fail(path, f"'{name}': value {np.abs(values).max()} is out of range")
+    elif not np.issubdtype(values.dtype, np.integer) or values.dtype == np.bool_:
         raise _fail(path, f"'{name}' must hold integers, got dtype {values.dtype}")
+    elif values.size and values.dtype == np.uint64 and values.max() > np.iinfo(np.int64).max:
+        raise _fail(path, f"'{name}': value {values.max()} is out of range")
     return values.astype(np.int64)
 
 
@@ -151,19 +239,35 @@ def read_hdf5(
                 + ", ".join(REQUIRED_KEYS)
                 + ")",
             )
+        try:
+            size_of_lengths = int(f.id.get_create_plist().get_sizes()[1])
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:  # pragma: no cover
+            raise UnreadableFileError(f"{p}: damaged HDF5 superblock ({_one_line(exc)})") from exc
+        _check_global_heaps(p, size_of_lengths)
         times, t_len = _ragged(p, f, "spikes/times", "float")
         units, u_len = _ragged(p, f, "spikes/units", "integer")
         labels = _integers(p, f, "labels")
         speakers = _integers(p, f, "extra/speaker") if present["extra/speaker"] else None
         class_names = None
         if present["extra/keys"]:
-            raw_keys = np.asarray(_read(p, f["extra/keys"], "extra/keys")).ravel()
+            raw_keys = np.asarray(_read(p, _dataset(p, f, "extra/keys"), "extra/keys")).ravel()
             class_names = tuple(
                 k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k) for k in raw_keys
             )
-        attrs = {str(k): str(v) for k, v in f.attrs.items()}
+        try:
+            attrs = {str(k): str(v) for k, v in f.attrs.items()}
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+            raise UnreadableFileError(
+                f"{p}: cannot read the file's attributes ({_one_line(exc)}); damaged file"
+            ) from exc
 
     n = labels.size
+    if n == 0:
+        raise _fail(
+            p,
+            "holds no samples ('labels' is empty): nothing to train or evaluate on; check that "
+            "the file was written completely",
+        )
     for name, count in (
         ("spikes/times", t_len.size),
         ("spikes/units", u_len.size),
@@ -199,6 +303,11 @@ def read_hdf5(
             )
     if labels.size and labels.min() < 0:
         raise _fail(p, f"'labels': negative label {int(labels.min())}")
+    if labels.size and labels.max() > MAX_LABEL:
+        raise _fail(
+            p,
+            f"'labels': label {int(labels.max())} is above {MAX_LABEL} (labels are class indices)",
+        )
     if class_names is not None and labels.size and labels.max() >= len(class_names):
         raise _fail(
             p,
@@ -247,15 +356,25 @@ def write_hdf5(
     t_type = h5py.vlen_dtype(np.dtype(time_dtype))
     u_type = h5py.vlen_dtype(np.dtype(unit_dtype))
     target = Path(path)
-    with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
-        t_ds = f.create_dataset("spikes/times", (n,), dtype=t_type)
-        u_ds = f.create_dataset("spikes/units", (n,), dtype=u_type)
-        for i in range(n):
-            t_ds[i] = np.asarray(times_s[i], dtype=time_dtype)
-            u_ds[i] = np.asarray(units[i], dtype=unit_dtype)
-        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
-        f.create_dataset("extra/speaker", data=np.asarray(speakers, dtype=np.uint16))
-        f.create_dataset("extra/keys", data=np.array([k.encode() for k in class_names]))
-        for k, v in (attrs or {}).items():
-            f.attrs[k] = v
+    with atomic_path(target) as tmp:
+        with h5py.File(tmp, "w") as f:
+            t_ds = f.create_dataset("spikes/times", (n,), dtype=t_type)
+            u_ds = f.create_dataset("spikes/units", (n,), dtype=u_type)
+            for i in range(n):
+                t_ds[i] = np.asarray(times_s[i], dtype=time_dtype)
+                u_ds[i] = np.asarray(units[i], dtype=unit_dtype)
+            f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
+            f.create_dataset("extra/speaker", data=np.asarray(speakers, dtype=np.uint16))
+            f.create_dataset("extra/keys", data=np.array([k.encode() for k in class_names]))
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v
+        # the temporary file is private (0600); the data file gets the mode any new file gets
+        os.chmod(tmp, 0o666 & ~_umask())
     return target
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it; restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
