@@ -258,7 +258,16 @@ def load_run_data(
                 f"{(ref.n_channels, ref.n_steps, ref.dt)} vs {(s.n_channels, s.n_steps, s.dt)}"
             )
     if train is not None and len(train) == 0:
-        raise ValueError("data: the training set is empty (check the validation split)")
+        source = {
+            "hdf5": f"data.train_file {d.train_file}",
+            "shd": f"the SHD training file in {d.directory or 'the data directory'}",
+            "ssc": f"the SSC training file in {d.directory or 'the data directory'}",
+        }.get(d.dataset, f"the {d.dataset} training set")
+        raise ValueError(
+            f"data: no training samples left from {source} after data.validation (kind "
+            f"{kind!r}) and data.max_train_samples; lower data.validation.fraction or use "
+            "a larger file"
+        )
     names = next((s.class_names for s in sets if s.class_names), None)
     max_label = max(int(s.labels.max()) for s in sets if len(s))
     n_classes = max(len(names) if names else 0, max_label + 1)

@@ -46,6 +46,7 @@ from eventprop.train.config import ExperimentConfig
 from eventprop.train.data import RunData, load_run_data
 from eventprop.train.distributed import DistContext
 from eventprop.train.evaluate import EvalResult, evaluate, sample_activity
+from eventprop.train.health import training_warnings
 from eventprop.train.metrics import EpochAccumulator, MetricsLog
 from eventprop.train.model import (
     build_loss,
@@ -552,6 +553,11 @@ class Trainer:
         summary["validation"] = self._eval_dict(val_best)
         summary["test"] = self._eval_dict(test)
         summary["plots"] = plots
+        summary["warnings"] = training_warnings(
+            self.history, self.hidden_sizes, self.data.n_classes
+        )
+        for text in summary["warnings"]:
+            self.log(f"WARNING: {text}")
         write_json(self.paths.summary, summary)
         best = self.best or {}
         key = best.get("selected_on", "")

@@ -14,6 +14,7 @@ reason.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import os
@@ -108,6 +109,16 @@ class EpochAccumulator:
         return [s == 0 for s in self.neuron_spikes]
 
 
+def write_error(path: Path, what: str, exc: OSError) -> OSError:
+    """A one-line ``OSError`` (same errno) naming the file, for disk full and the like."""
+    code = exc.errno if exc.errno is not None else errno.EIO
+    return OSError(
+        code,
+        f"{path}: cannot write {what} ({exc.strerror or exc}); free space (or fix the disk), "
+        "then continue the run with eventprop train --resume",
+    )
+
+
 def tensorboard_available() -> bool:
     try:
         import tensorboard  # noqa: F401
@@ -151,18 +162,25 @@ class MetricsLog:
         for row in rows:
             w.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(buf.getvalue(), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise write_error(self.path, "the metrics", exc) from exc
 
     def append(self, row: dict[str, Any]) -> None:
         new = not self.path.exists()
-        with open(self.path, "a", encoding="utf-8", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
-            if new:
-                w.writeheader()
-            w.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+                if new:
+                    w.writeheader()
+                w.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise write_error(self.path, "the epoch's metrics", exc) from exc
         if self.writer is not None:
             step = int(row["epoch"])
             for key in COLUMNS[1:]:

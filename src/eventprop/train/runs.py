@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover - Windows: the pid in the file decides
     fcntl = None  # type: ignore[assignment]
 
 from eventprop.train.config import ExperimentConfig, dump_config, load_config
+from eventprop.train.metrics import write_error
 
 __all__ = [
     "RunDirError",
@@ -350,15 +351,23 @@ def write_config(paths: RunPaths, cfg: ExperimentConfig) -> None:
         "# resolved configuration of this run (every default filled in);\n"
         f"# reproduce with: eventprop train {paths.config}\n"
     )
-    tmp.write_text(header + dump_config(cfg), encoding="utf-8")
-    os.replace(tmp, paths.config)
+    try:
+        tmp.write_text(header + dump_config(cfg), encoding="utf-8")
+        os.replace(tmp, paths.config)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(paths.config, "the resolved config", exc) from exc
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic JSON write (NaN and infinities written as null)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(_clean(data), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, "the summary", exc) from exc
 
 
 def read_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
