@@ -173,8 +173,9 @@ def read_yaml(text: str, source: str = "<string>") -> Any:
             ],
             source,
         )
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # the reader rejects control characters already here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -199,7 +200,8 @@ def read_yaml(text: str, source: str = "<string>") -> Any:
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. !!timestamp 2001-13-45
         raise ConfigError([f"YAML value error: {_one_line(exc)}"], source) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
@@ -724,6 +726,10 @@ def _read_config_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read config file: {exc}"], str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"not UTF-8 text (byte {exc.start}): a config is a YAML text file"], str(path)
+        ) from exc
     raw = read_yaml(text, str(path))
     if raw is None:
         raw = {}
