@@ -115,7 +115,7 @@ def test_checkpoint_of_another_network_names_shapes_and_config_keys(tiny_config,
     config.write_text(text.replace("hidden: [24]", "hidden: [31]"))  # model.hidden edited
     err = _one_line_error(capsys, main(["train", "--resume", str(run), "-q"]))
     assert "does not fit this config's network" in err
-    assert "layers.0.weight" in err or "(5, 24) in the checkpoint" in err
+    assert "hidden.0.weight (5, 24) in the checkpoint, (5, 31) here" in err
     assert "model.hidden ([24] in the checkpoint, [31] now)" in err
 
 
@@ -129,7 +129,7 @@ def test_unsafe_checkpoint_is_refused_without_advising_weights_only_false(
     assert "weights_only=False" not in err and "weights_only` set to `False" not in err
 
 
-def test_disk_full_during_checkpoint_and_metrics_writes_is_one_line(tmp_path):
+def test_disk_full_during_checkpoint_metrics_and_data_file_writes_is_one_line(tmp_path):
     """A real failing write: the file-size limit makes write() fail as a full disk does."""
     code = textwrap.dedent(
         f"""
@@ -143,9 +143,13 @@ def test_disk_full_during_checkpoint_and_metrics_writes_is_one_line(tmp_path):
         log = MetricsLog(root, tensorboard=False)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+        import numpy as np
+        from eventprop.data.hdf5 import write_hdf5
+        spikes = [np.linspace(0.0, 0.5, 20_000)] * 3
         for write in (
             lambda: save_checkpoint(root / "last.pt", {{"epoch": 1, "w": torch.zeros(10**5)}}),
             lambda: log.append({{"epoch": 1, "train_loss": 0.5, "lr": "x" * 30_000}}),
+            lambda: write_hdf5(root / "enc.h5", spikes, [np.zeros(20_000, int)] * 3, [0, 1, 2]),
         ):
             try:
                 write()
@@ -159,9 +163,11 @@ def test_disk_full_during_checkpoint_and_metrics_writes_is_one_line(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     errors = [line for line in lines if line.startswith("ERROR")]
-    assert len(errors) == 2, proc.stdout
+    assert len(errors) == 3, proc.stdout
     assert str(tmp_path / "last.pt") in errors[0] and "previous checkpoint is intact" in errors[0]
     assert str(tmp_path / "metrics.csv") in errors[1] and "--resume" in errors[1]
+    assert str(tmp_path / "enc.h5") in errors[2] and "nothing was written there" in errors[2]
+    assert "Traceback" not in proc.stderr and "RuntimeError" not in proc.stderr
     assert "unexpected pos" not in proc.stdout
     assert "EPOCH 0" in lines  # the previous checkpoint survived
     assert not any(".tmp" in line for line in lines if line.startswith("FILES"))

@@ -12,6 +12,7 @@ error deep inside training: every rule of the layout is checked, vectorised over
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -356,20 +357,35 @@ def write_hdf5(
     t_type = h5py.vlen_dtype(np.dtype(time_dtype))
     u_type = h5py.vlen_dtype(np.dtype(unit_dtype))
     target = Path(path)
-    with atomic_path(target) as tmp:
-        with h5py.File(tmp, "w") as f:
-            t_ds = f.create_dataset("spikes/times", (n,), dtype=t_type)
-            u_ds = f.create_dataset("spikes/units", (n,), dtype=u_type)
-            for i in range(n):
-                t_ds[i] = np.asarray(times_s[i], dtype=time_dtype)
-                u_ds[i] = np.asarray(units[i], dtype=unit_dtype)
-            f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
-            f.create_dataset("extra/speaker", data=np.asarray(speakers, dtype=np.uint16))
-            f.create_dataset("extra/keys", data=np.array([k.encode() for k in class_names]))
-            for k, v in (attrs or {}).items():
-                f.attrs[k] = v
-        # the temporary file is private (0600); the data file gets the mode any new file gets
-        os.chmod(tmp, 0o666 & ~_umask())
+    # built in memory, then written with plain writes: libhdf5 failing to write (disk full)
+    # raises a cascade of RuntimeErrors and can even crash, a plain write raises one OSError
+    with h5py.File(f"{target.name}.image", "w", driver="core", backing_store=False) as f:
+        t_ds = f.create_dataset("spikes/times", (n,), dtype=t_type)
+        u_ds = f.create_dataset("spikes/units", (n,), dtype=u_type)
+        for i in range(n):
+            t_ds[i] = np.asarray(times_s[i], dtype=time_dtype)
+            u_ds[i] = np.asarray(units[i], dtype=unit_dtype)
+        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
+        f.create_dataset("extra/speaker", data=np.asarray(speakers, dtype=np.uint16))
+        f.create_dataset("extra/keys", data=np.array([k.encode() for k in class_names]))
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
+        f.flush()
+        image = f.id.get_file_image()
+    try:
+        with atomic_path(target) as tmp:  # the file appears complete or not at all
+            with open(tmp, "wb") as fh:
+                fh.write(image)
+            # the temporary file is private (0600); the data file gets the usual mode
+            os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as exc:  # disk full and the like, named with the file
+        code = exc.errno if exc.errno is not None else errno.EIO
+        raise OSError(
+            code,
+            f"{target}: cannot write the data file ({exc.strerror or _one_line(exc, 160)}; "
+            f"{len(image)} bytes); nothing was written there: free space (or fix the disk) "
+            "and write it again",
+        ) from exc
     return target
 
 
