@@ -165,3 +165,37 @@ def test_a_directory_with_foreign_files_is_never_taken(tiny_config, tmp_path):
         train(cfg, run_dir=mine, quiet=True)
     assert (mine / "thesis.tex").read_text() == "precious"
     assert not is_failed_start(mine)
+
+
+def test_kill_9_before_the_first_checkpoint_then_two_writers(tiny_config, tmp_path):
+    """Real processes: while a run is live a second one is refused; after kill -9 (no
+    checkpoint yet, a stale lock) the recommended --resume starts it again from epoch 1."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from eventprop.train.config import dump_config
+
+    cfg = tiny_config({"data": {"yinyang": {"train_size": 4000}}, "train": {"epochs": 1}})
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(dump_config(cfg), encoding="utf-8")
+    run = tmp_path / "run"
+    cli = [sys.executable, "-m", "eventprop.cli.main", "train"]
+    proc = subprocess.Popen([*cli, str(cfg_file), "--run-dir", str(run), "-q"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run / ".lock").exists() and (run / "metrics.csv").exists():
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before the test could act"
+    assert not (run / "checkpoints" / "last.pt").exists()
+    with pytest.raises(RunDirError, match=f"in use by process {proc.pid}"):
+        resume(run, quiet=True)  # a second writer, while the first one lives
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (run / ".lock").exists() and not (run / "checkpoints" / "last.pt").exists()
+    assert is_failed_start(run)
+    result = resume(run, quiet=True)  # takes the stale lock over, starts at epoch 1
+    assert result.summary["status"] == "completed" and result.summary["epochs_completed"] == 1
+    assert [r["epoch"] for r in read_metrics(RunPaths(run).metrics)] == [1]
