@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["BushyCellParams", "bushy_cell", "channel_seeds"]
+__all__ = ["BushyCellParams", "BushyCellState", "bushy_cell", "channel_seeds"]
 
 
 @dataclass(frozen=True)
@@ -73,17 +73,24 @@ def _uniform(state):  # pragma: no cover - numba
 
 @njit(parallel=True, cache=True, nogil=True)
 def _bushy(
-    prob, seeds, n_conv, dead_steps, decay_syn, decay_mem, gain, refrac, spikes, counts
+    prob, seeds, ints, floats, t0, decay_syn, decay_mem, gain, refrac, spikes, counts
 ):  # pragma: no cover - numba
+    """Advance every channel by ``prob.shape[1]`` steps from global step ``t0``.
+
+    Per-channel state, read at the start and written back at the end: ``seeds`` (the random
+    stream), ``ints[ch] = (slot, available fibres, fibres returning in 0..dead_steps-1
+    slots)``, ``floats[ch] = (synaptic current, membrane potential, refractory countdown)``.
+    """
     n_ch, n_t = prob.shape
+    dead_steps = ints.shape[1] - 2
     for ch in prange(n_ch):
         state = seeds[ch]
-        returning = np.zeros(dead_steps, dtype=np.int64)  # fibres back from refractoriness
-        slot = 0  # t mod dead_steps (a counter: integer division is slow)
-        available = n_conv
-        current = 0.0
-        v = 0.0
-        countdown = 0.0
+        returning = ints[ch, 2:]  # fibres back from refractoriness, by slot
+        slot = ints[ch, 0]  # t mod dead_steps (a counter: integer division is slow)
+        available = ints[ch, 1]
+        current = floats[ch, 0]
+        v = floats[ch, 1]
+        countdown = floats[ch, 2]
         n_spk = 0
         for t in range(n_t):
             available += returning[slot]
@@ -113,12 +120,12 @@ def _bushy(
             if slot == dead_steps:
                 slot = 0
             # the cell
-            if t > 0:
+            if t0 + t > 0:
                 if countdown <= 0.0:
                     if v < 1.0:
                         v *= decay_mem
                     else:
-                        spikes[ch, n_spk] = t - 1
+                        spikes[ch, n_spk] = t0 + t - 1
                         n_spk += 1
                         countdown = refrac
                         v = 0.0
@@ -130,6 +137,43 @@ def _bushy(
                 v = 1.0
             countdown -= 1.0
         counts[ch] = n_spk
+        seeds[ch] = state
+        ints[ch, 0] = slot
+        ints[ch, 1] = available
+        floats[ch, 0] = current
+        floats[ch, 1] = v
+        floats[ch, 2] = countdown
+
+
+@dataclass(eq=False)
+class BushyCellState:
+    """Every channel's fibres, cell and random stream between consecutive blocks of one clip.
+
+    Passing one state through :func:`bushy_cell` block after block gives exactly the spikes
+    of the whole clip at once (the same random numbers in the same order), so long clips can
+    be processed in blocks of bounded memory.
+    """
+
+    seeds: np.ndarray  #: (channels,) uint64 stream states
+    ints: np.ndarray  #: (channels, 2 + dead_steps) int64: slot, available fibres, returning
+    floats: np.ndarray  #: (channels, 3) float64: synaptic current, potential, countdown
+    step: int = 0  #: global index of the next step
+
+    @classmethod
+    def start(
+        cls, streams: np.ndarray, sample_rate: float, params: BushyCellParams | None = None
+    ) -> BushyCellState:
+        """The resting state at step 0 with the given per-channel streams (copied)."""
+        p = params or BushyCellParams()
+        seeds = np.array(streams, dtype=np.uint64).reshape(-1)
+        n_ch = seeds.size
+        ints = np.zeros((n_ch, 2 + _dead_steps(p, sample_rate)), dtype=np.int64)
+        ints[:, 1] = int(p.n_convergence)
+        return cls(seeds, ints, np.zeros((n_ch, 3), dtype=np.float64))
+
+
+def _dead_steps(p: BushyCellParams, sample_rate: float) -> int:
+    return max(1, math.ceil(p.tau_refrac * float(sample_rate)))
 
 
 def bushy_cell(
@@ -139,12 +183,16 @@ def bushy_cell(
     *,
     seed: int | None = 0,
     streams: np.ndarray | None = None,
+    state: BushyCellState | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Spikes of every channel's bushy cell: ``(steps int64, channels int64)``, time-sorted.
 
     ``prob`` is ``(channels, steps)``: each fibre's firing probability per step at
     ``sample_rate`` (the hair cells' output). ``streams`` (one uint64 per channel, e.g. a
-    slice of :func:`channel_seeds`) replaces the streams derived from ``seed``.
+    slice of :func:`channel_seeds`) replaces the streams derived from ``seed``. ``state``
+    (from :meth:`BushyCellState.start`) continues a clip block by block: it replaces
+    ``seed``/``streams``, is advanced in place, and the steps returned count from the clip's
+    start.
     """
     p = params or BushyCellParams()
     pr = np.ascontiguousarray(prob, dtype=np.float32)
@@ -153,19 +201,27 @@ def bushy_cell(
     n_ch, n_t = pr.shape
     dt = 1.0 / float(sample_rate)
     refrac = p.tau_refrac * float(sample_rate)  # in steps, as a float like the reference
-    dead_steps = max(1, math.ceil(refrac))
+    dead_steps = _dead_steps(p, sample_rate)
+    if state is None:
+        if streams is None:
+            streams = channel_seeds(seed, n_ch)
+        elif np.shape(streams) != (n_ch,):
+            raise ValueError(f"bushy_cell: need {n_ch} streams, got shape {np.shape(streams)}")
+        state = BushyCellState.start(streams, sample_rate, p)
+    elif state.ints.shape != (n_ch, 2 + dead_steps) or state.seeds.shape != (n_ch,):
+        raise ValueError(
+            f"bushy_cell: the state holds {state.seeds.size} channels with "
+            f"{state.ints.shape[1] - 2} refractory slots, the block needs {n_ch} and {dead_steps}"
+        )
     capacity = n_t // dead_steps + 2
     spikes = np.empty((n_ch, capacity), dtype=np.int64)
     counts = np.zeros(n_ch, dtype=np.int64)
-    if streams is None:
-        streams = channel_seeds(seed, n_ch)
-    elif np.shape(streams) != (n_ch,):
-        raise ValueError(f"bushy_cell: need {n_ch} streams, got shape {np.shape(streams)}")
     _bushy(
         pr,
-        np.ascontiguousarray(streams, dtype=np.uint64),
-        int(p.n_convergence),
-        dead_steps,
+        state.seeds,
+        state.ints,
+        state.floats,
+        int(state.step),
         math.exp(-dt / p.tau_syn),
         math.exp(-dt / p.tau_mem),
         p.weight / p.n_convergence * dt,
@@ -173,6 +229,7 @@ def bushy_cell(
         spikes,
         counts,
     )
+    state.step += n_t
     units = np.repeat(np.arange(n_ch, dtype=np.int64), counts)
     steps = spikes[np.arange(capacity)[None, :] < counts[:, None]]
     order = np.argsort(steps, kind="stable")

@@ -2,7 +2,8 @@
 
 Model chain (Cramer et al. 2020, "The Heidelberg Spiking Data Sets"; reference code: lauscher):
 
-1. RMS normalisation to 0.3 and a Hann taper over the clip (:mod:`.normalize`);
+1. RMS normalisation to 0.3 and a taper: SHD's Hann window over the whole clip for words,
+   short ramps at the ends of longer clips (:mod:`.normalize`, :mod:`.policy`);
 2. basilar-membrane velocity at ``channels`` places (:mod:`.filterbank`), delivered at half the
    input rate;
 3. Meddis inner hair cells: per-step firing probability of the afferent fibres
@@ -15,7 +16,14 @@ Sample rate. Like the reference, the model works at the audio's own rate, so a f
 same spikes here as in the published pipeline; rates outside 16-48 kHz are resampled to the
 nearest end of that range (below it the half-rate stages would be too coarse for the 0.5 ms
 synapses, above it only cost grows). ``Cochlea(sample_rate=...)`` fixes one model rate for all
-inputs instead (every input is resampled to it).
+inputs instead (every input is resampled to it); the file tools do that by default
+(:data:`eventprop.audio.policy.DEFAULT_MODEL_RATE`), since the spike count depends on the rate.
+
+Memory. Words are processed whole (in blocks of channels when there are many). Clips of
+``WORD_MAX_S`` and longer are streamed in blocks of time: the membrane stage of each block
+sees ``STREAM_MARGIN_S`` of the signal on either side (its responses are shorter), and the
+hair and bushy cells carry their state from block to block, so memory does not grow with the
+clip's length beyond the signal itself and its spikes.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import numba
 import numpy as np
 from scipy.signal import resample_poly
 
-from eventprop.audio.bushy_cell import BushyCellParams, bushy_cell, channel_seeds
+from eventprop.audio.bushy_cell import BushyCellParams, BushyCellState, bushy_cell, channel_seeds
 from eventprop.audio.filterbank import (
     BasilarMembraneParams,
     MembraneResponse,
@@ -37,16 +45,21 @@ from eventprop.audio.filterbank import (
     characteristic_frequencies,
     membrane_response,
 )
-from eventprop.audio.hair_cell import HairCellParams, hair_cell
-from eventprop.audio.normalize import DEFAULT_RMS, hann_taper, rms_normalize
+from eventprop.audio.hair_cell import HairCellParams, hair_cell, hair_state
+from eventprop.audio.normalize import DEFAULT_RMS, apply_taper, rms_normalize
+from eventprop.audio.policy import TAPERS, WORD_MAX_S, resolve_taper
 
-__all__ = ["MAX_RATE", "MIN_RATE", "Cochlea", "CochleaStages", "encode_waveform"]
+__all__ = ["MAX_RATE", "MIN_RATE", "STREAM_MARGIN_S", "Cochlea", "CochleaStages", "encode_waveform"]
 
 #: input rates the model runs at natively (Hz); others are resampled to the nearest bound
 MIN_RATE = 16000
 MAX_RATE = 48000
 #: channels x half-rate steps processed at once by ``Cochlea.encode`` (~80 MB of float32)
 _BLOCK_VALUES = 20_000_000
+#: signal (s) on either side of a time block that the membrane stage sees: the membrane's
+#: impulse responses keep all but 3e-4 of their energy within +-0.1 s (the slowest, apical
+#: channels ring for ~50 ms)
+STREAM_MARGIN_S = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +119,13 @@ class Cochlea:
     #: fixed model input rate (Hz), or None: the audio's own rate within [MIN_RATE, MAX_RATE]
     sample_rate: int | None = None
     rms_level: float = DEFAULT_RMS
+    #: ``auto`` (SHD's ``whole`` for clips under ``WORD_MAX_S``, ``edges`` for longer ones),
+    #: ``whole``, ``edges`` or ``none`` (see :mod:`eventprop.audio.normalize`)
+    taper: str = "auto"
+    #: channels x steps held at once (bounds the memory of an encoding, ~4 bytes per value
+    #: in each of a few arrays); results do not depend on it except where it makes a long
+    #: clip stream in time blocks
+    block_values: int = _BLOCK_VALUES
     membrane: BasilarMembraneParams = field(default_factory=BasilarMembraneParams)
     hair: HairCellParams = field(default_factory=HairCellParams)
     bushy: BushyCellParams = field(default_factory=BushyCellParams)
@@ -113,6 +133,10 @@ class Cochlea:
     def __post_init__(self) -> None:
         if int(self.channels) != self.channels or self.channels < 1:
             raise ValueError(f"channels must be a positive integer, got {self.channels!r}")
+        if self.taper not in TAPERS:
+            raise ValueError(f"taper must be one of {', '.join(TAPERS)}, got {self.taper!r}")
+        if int(self.block_values) != self.block_values or self.block_values < 1:
+            raise ValueError(f"block_values must be a positive integer, got {self.block_values!r}")
         if self.sample_rate is not None:
             rate = _check_rate(self.sample_rate)
             if rate > 2 * self.membrane.f_max:
@@ -136,15 +160,23 @@ class Cochlea:
             return int(self.sample_rate)
         return min(max(sample_rate, MIN_RATE), MAX_RATE)
 
+    def taper_for(self, duration_s: float) -> str:
+        """The taper a clip of ``duration_s`` seconds gets (``auto`` resolved)."""
+        return resolve_taper(self.taper, duration_s)
+
     def _prepare(self, signal: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
         """Checked, resampled, normalised and tapered input, and the model rate."""
         x = _check_signal(signal)
         rate = _check_rate(sample_rate)
         target = self.model_rate(rate)
-        return hann_taper(rms_normalize(resample(x, rate, target), self.rms_level)), target
+        taper = self.taper_for(x.size / rate)
+        # one copy of the signal (made by rms_normalize), tapered in place: long clips
+        audio = rms_normalize(resample(x, rate, target), self.rms_level)
+        return apply_taper(audio, target, taper, copy=False), target
 
     def stages(self, signal: np.ndarray, sample_rate: int) -> CochleaStages:
-        """Run the deterministic stages (normalisation, membrane, hair cells)."""
+        """Run the deterministic stages (normalisation, membrane, hair cells) on the whole
+        clip at once (for inspection: memory grows with the clip's length)."""
         audio, target = self._prepare(signal, sample_rate)
         threads = numba.get_num_threads()
         velocity = basilar_membrane(audio, target, self.response, workers=threads)
@@ -161,14 +193,31 @@ class Cochlea:
         """
         audio, target = self._prepare(signal, sample_rate)
         n_ch = int(self.channels)
-        response = self.response
         streams = channel_seeds(seed, n_ch)
+        half_rate = 0.5 * target
+        steps_per_channel = (audio.size + 1) // 2
+        block_steps = self._time_block_steps(target)
+        if audio.size / target < WORD_MAX_S or steps_per_channel <= block_steps:
+            steps, units = self._encode_whole(audio, target, streams)
+        else:
+            steps, units = self._encode_streamed(audio, target, streams, block_steps)
+        return steps.astype(np.float64) / half_rate, units
+
+    def _time_block_steps(self, rate: int) -> int:
+        """Half-rate steps per time block of a streamed clip (at least 4 margins long)."""
+        margin_steps = math.ceil(STREAM_MARGIN_S * rate / 2)
+        return max(int(self.block_values) // int(self.channels), 4 * margin_steps)
+
+    def _encode_whole(
+        self, audio: np.ndarray, target: int, streams: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The whole clip at once, in blocks of channels (words: SHD's computation)."""
+        n_ch = int(self.channels)
+        response = self.response
         threads = numba.get_num_threads()
         half_rate = 0.5 * target
-        # channels in blocks of at most _BLOCK_VALUES samples: bounded memory for long clips
-        # (a 0.75 s word at 700 channels is one block)
         steps_per_channel = (audio.size + 1) // 2
-        block = max(16, _BLOCK_VALUES // max(1, steps_per_channel))
+        block = max(16, int(self.block_values) // max(1, steps_per_channel))
         all_steps, all_units = [], []
         for lo in range(0, n_ch, block):
             sl = slice(lo, min(n_ch, lo + block))
@@ -183,7 +232,46 @@ class Cochlea:
         if len(all_steps) > 1:
             order = np.lexsort((units, steps))
             steps, units = steps[order], units[order]
-        return steps.astype(np.float64) / half_rate, units
+        return steps, units
+
+    def _encode_streamed(
+        self, audio: np.ndarray, target: int, streams: np.ndarray, block_steps: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A long clip in blocks of time, all channels at once; memory bounded by the block.
+
+        Block ``[s, e)`` of the half-rate output is the membrane response to input samples
+        ``[2 s - margin, 2 e + margin)`` (zeros outside the clip), cut to its middle; the hair
+        and bushy cells continue from the previous block's state, so only the membrane's
+        tails beyond the margin differ from a whole-clip computation.
+        """
+        n_ch = int(self.channels)
+        response = self.response
+        threads = numba.get_num_threads()
+        half_rate = 0.5 * target
+        n = audio.size
+        total = (n + 1) // 2
+        margin = 2 * math.ceil(STREAM_MARGIN_S * target / 2)  # input samples, even
+        hair = hair_state(n_ch, self.hair)
+        bushy = BushyCellState.start(streams, half_rate, self.bushy)
+        all_steps, all_units = [], []
+        segment = np.zeros(2 * block_steps + 2 * margin, dtype=np.float64)
+        for s in range(0, total, block_steps):
+            e = min(total, s + block_steps)
+            a, b = 2 * s - margin, 2 * e + margin
+            seg = segment[: b - a]
+            seg[:] = 0.0
+            lo, hi = max(a, 0), min(b, n)
+            seg[lo - a : hi - a] = audio[lo:hi]
+            keep = slice(margin // 2, margin // 2 + (e - s))
+            velocity = basilar_membrane(seg, target, response, steps=keep, workers=threads)
+            probability = hair_cell(velocity, half_rate, self.hair, state=hair)
+            del velocity
+            steps, units = bushy_cell(probability, half_rate, self.bushy, state=bushy)
+            del probability
+            # blocks are in time order and a block's spikes are sorted: no global sort needed
+            all_steps.append(steps)
+            all_units.append(units)
+        return np.concatenate(all_steps), np.concatenate(all_units)
 
 
 @lru_cache(maxsize=8)

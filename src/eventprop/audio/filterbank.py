@@ -272,6 +272,7 @@ def basilar_membrane(
     response: MembraneResponse,
     *,
     channels: slice | None = None,
+    steps: slice | None = None,
     pad_s: float = 0.064,
     workers: int | None = None,
     timings: dict[str, float] | None = None,
@@ -281,7 +282,9 @@ def basilar_membrane(
     ``signal`` is the normalised, windowed input (1-D, float). The response is linear
     (zero-padded by ``pad_s`` at the end, so the model's ~50 ms responses do not wrap around);
     sample ``n`` of the output is the velocity at input sample ``2 n``. ``channels`` selects a
-    range of channels (all by default), to bound the memory of long clips. ``timings``, when
+    range of channels (all by default), to bound the memory of long clips; ``steps`` a range
+    of the output steps (all ``ceil(n / 2)`` by default: a block cut from a longer segment
+    whose ends only hold context is copied out once). ``timings``, when
     given, accumulates the thread CPU seconds of the three parts (``forward FFT``,
     ``response + alias``, ``inverse FFT``) for benchmarks.
     """
@@ -316,7 +319,8 @@ def basilar_membrane(
     _alias_spectrum(table, idx, w_lo, w_hi, half, aliased)
     t2 = clock()
     velocity = scipy.fft.irfft(aliased, n=half, axis=1, workers=workers or os.cpu_count())
-    out = np.ascontiguousarray(velocity[:, : (n + 1) // 2], dtype=np.float32)
+    keep = slice(0, (n + 1) // 2) if steps is None else steps
+    out = np.ascontiguousarray(velocity[:, keep], dtype=np.float32)
     if timings is not None:
         t3 = clock()
         for key, value in (

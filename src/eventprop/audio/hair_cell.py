@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["HairCellParams", "hair_cell", "resting_state"]
+__all__ = ["HairCellParams", "hair_cell", "hair_state", "resting_state"]
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,21 @@ _BLOCK = 16
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _meddis(velocity, out, coef, state0):  # pragma: no cover - numba
+def _meddis(velocity, out, coef, state):  # pragma: no cover - numba
+    """Advance every channel's pools ``state[ch] = (q, c, w)`` (updated in place)."""
     a, b, gdt, ydt, ymdt = coef[0], coef[1], coef[2], coef[3], coef[4]
     xdt, rdt, lrdt, hdt, cap = coef[5], coef[6], coef[7], coef[8], coef[9]
     n_ch, n_t = velocity.shape
     for blk in prange((n_ch + _BLOCK - 1) // _BLOCK):
         lo = blk * _BLOCK
         nb = min(_BLOCK, n_ch - lo)
-        q = np.full(_BLOCK, state0[0])
-        c = np.full(_BLOCK, state0[1])
-        w = np.full(_BLOCK, state0[2])
+        q = np.zeros(_BLOCK)
+        c = np.zeros(_BLOCK)
+        w = np.zeros(_BLOCK)
+        for j in range(nb):
+            q[j] = state[lo + j, 0]
+            c[j] = state[lo + j, 1]
+            w[j] = state[lo + j, 2]
         for t in range(n_t):
             for j in range(nb):
                 drive = velocity[lo + j, t] + a
@@ -84,14 +89,31 @@ def _meddis(velocity, out, coef, state0):  # pragma: no cover - numba
                 c[j] = c_new if c_new > 0.0 else 0.0
                 w[j] = w_new if w_new > 0.0 else 0.0
                 out[lo + j, t] = c[j] * hdt
+        for j in range(nb):
+            state[lo + j, 0] = q[j]
+            state[lo + j, 1] = c[j]
+            state[lo + j, 2] = w[j]
+
+
+def hair_state(channels: int, params: HairCellParams | None = None) -> np.ndarray:
+    """Pools ``(q, c, w)`` of ``channels`` hair cells at rest: ``(channels, 3)`` float64."""
+    rest = np.array(resting_state(params or HairCellParams()), dtype=np.float64)
+    return np.tile(rest, (int(channels), 1))
 
 
 def hair_cell(
-    velocity: np.ndarray, sample_rate: float, params: HairCellParams | None = None
+    velocity: np.ndarray,
+    sample_rate: float,
+    params: HairCellParams | None = None,
+    *,
+    state: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-step firing probability of one fibre, float32, same shape as ``velocity``.
 
-    ``velocity`` is ``(channels, steps)`` membrane velocity sampled at ``sample_rate``.
+    ``velocity`` is ``(channels, steps)`` membrane velocity sampled at ``sample_rate``. The
+    cells start at rest, or from ``state`` (``(channels, 3)`` float64 from :func:`hair_state`,
+    advanced in place): consecutive blocks of a long clip then give exactly the output of
+    the whole clip at once, with memory bounded by the block.
     """
     p = params or HairCellParams()
     v = np.ascontiguousarray(velocity, dtype=np.float32)
@@ -113,6 +135,12 @@ def hair_cell(
         ],
         dtype=np.float64,
     )
+    if state is None:
+        state = hair_state(v.shape[0], p)
+    elif state.shape != (v.shape[0], 3) or state.dtype != np.float64:
+        raise ValueError(
+            f"hair_cell: state must be ({v.shape[0]}, 3) float64, got {state.shape} {state.dtype}"
+        )
     out = np.empty_like(v)
-    _meddis(v, out, coef, np.array(resting_state(p), dtype=np.float64))
+    _meddis(v, out, coef, state)
     return out
