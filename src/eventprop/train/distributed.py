@@ -76,6 +76,8 @@ class DistContext:
 
     #: this rank's fraction of the current global batch (weights its gradients in the sum)
     share: float = 1.0
+    #: samples in the current global batch (for progress counts)
+    global_batch: int = 0
 
     def shards(
         self, batches: Iterator[tuple[EventBatch, torch.Tensor]]
@@ -88,6 +90,7 @@ class DistContext:
         for events, labels in batches:
             if events.batch_size < self.world_size:
                 continue
+            self.global_batch = events.batch_size
             part, part_labels, self.share = shard_batch(events, labels, self.rank, self.world_size)
             assert part is not None
             yield part, part_labels

@@ -282,7 +282,7 @@ class Trainer:
                     silent = self.dist.silent(out.hidden_counts)
                 rewired += lift_silent(self.net, silent, tc.rewire.lift)
             if self._bar is not None:
-                self._bar.update(len(labels))
+                self._bar.update(len(labels) if self.dist is None else self.dist.global_batch)
                 self._bar.set_postfix(
                     loss=f"{acc.loss:.4f}",
                     acc=f"{100 * acc.accuracy:.1f}%",
