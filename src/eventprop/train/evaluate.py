@@ -33,6 +33,8 @@ class EvalResult:
     spikes_per_neuron: float  #: mean spikes per hidden neuron per trial
     neuron_rates: list[np.ndarray] = field(default_factory=list)  #: per layer, spikes/trial
     seconds: float = 0.0
+    #: speaker id -> (correct, samples), when the data names its speakers (SHD, the replica)
+    per_speaker: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,10 @@ class EvalResult:
             "spikes_per_neuron": self.spikes_per_neuron,
             "silent_neurons": int(sum(int((r == 0).sum()) for r in self.neuron_rates)),
             "confusion": self.confusion.tolist(),
+            "per_speaker": {
+                str(s): {"accuracy": c / n, "n": n}
+                for s, (c, n) in sorted(self.per_speaker.items())
+            },
             "seconds": self.seconds,
         }
 
@@ -60,13 +66,21 @@ def evaluate(
     acc = EpochAccumulator(hidden_sizes)
     k = run_data.n_classes
     confusion = np.zeros((k, k), dtype=np.int64)
+    hits: list[np.ndarray] = []  # per sample, in the data's order (batches are not shuffled)
     for events, labels in run_data.eval_batches(data, batch_size):
         out = model(events)
         loss = float(loss_fn(out, labels))
         pred = loss_fn.predict(out).cpu()
         np.add.at(confusion, (labels.numpy(), pred.numpy()), 1)
+        hits.append((pred == labels).numpy())
         acc.add(loss, 0.0, int((pred == labels).sum()), len(labels), out.hidden_counts)
     rates = [(s / max(1, acc.n)).numpy() for s in acc.neuron_spikes]
+    per_speaker: dict[int, tuple[int, int]] = {}
+    if data.speakers is not None and hits:
+        correct = np.concatenate(hits)
+        for s in np.unique(data.speakers):
+            sel = data.speakers == s
+            per_speaker[int(s)] = (int(correct[sel].sum()), int(sel.sum()))
     return EvalResult(
         loss=acc.loss,
         accuracy=acc.accuracy,
@@ -75,6 +89,7 @@ def evaluate(
         spikes_per_neuron=acc.spikes_per_neuron,
         neuron_rates=rates,
         seconds=time.perf_counter() - start,
+        per_speaker=per_speaker,
     )
 
 
