@@ -199,14 +199,20 @@ class Cochlea:
         block_steps = self._time_block_steps(target)
         if audio.size / target < WORD_MAX_S or steps_per_channel <= block_steps:
             steps, units = self._encode_whole(audio, target, streams)
-        else:
-            steps, units = self._encode_streamed(audio, target, streams, block_steps)
-        return steps.astype(np.float64) / half_rate, units
+            return steps.astype(np.float64) / half_rate, units
+        blocks = self._encode_streamed(audio, target, streams, block_steps)
+        del audio  # the signal's copy is not needed while the spikes are assembled
+        times = np.concatenate([b for b, _ in blocks]).astype(np.float64)
+        times /= half_rate
+        units = np.concatenate([u for _, u in blocks]).astype(np.int64)
+        return times, units
 
     def _time_block_steps(self, rate: int) -> int:
-        """Half-rate steps per time block of a streamed clip (at least 4 margins long)."""
+        """Half-rate steps per time block of a streamed clip: a quarter of ``block_values``
+        (a streamed block holds several arrays of that size at once, a whole clip's stages
+        fewer), but at least 8 margins long so that the margins cost < 25 % more membrane."""
         margin_steps = math.ceil(STREAM_MARGIN_S * rate / 2)
-        return max(int(self.block_values) // int(self.channels), 4 * margin_steps)
+        return max(int(self.block_values) // (4 * int(self.channels)), 8 * margin_steps)
 
     def _encode_whole(
         self, audio: np.ndarray, target: int, streams: np.ndarray
@@ -236,13 +242,14 @@ class Cochlea:
 
     def _encode_streamed(
         self, audio: np.ndarray, target: int, streams: np.ndarray, block_steps: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """A long clip in blocks of time, all channels at once; memory bounded by the block.
 
         Block ``[s, e)`` of the half-rate output is the membrane response to input samples
         ``[2 s - margin, 2 e + margin)`` (zeros outside the clip), cut to its middle; the hair
         and bushy cells continue from the previous block's state, so only the membrane's
-        tails beyond the margin differ from a whole-clip computation.
+        tails beyond the margin differ from a whole-clip computation. Returns each block's
+        ``(steps, units)`` in the narrowest integer types (a long clip has millions of spikes).
         """
         n_ch = int(self.channels)
         response = self.response
@@ -253,7 +260,9 @@ class Cochlea:
         margin = 2 * math.ceil(STREAM_MARGIN_S * target / 2)  # input samples, even
         hair = hair_state(n_ch, self.hair)
         bushy = BushyCellState.start(streams, half_rate, self.bushy)
-        all_steps, all_units = [], []
+        step_type = np.int32 if total < 2**31 else np.int64
+        unit_type = np.min_scalar_type(n_ch - 1)
+        blocks: list[tuple[np.ndarray, np.ndarray]] = []
         segment = np.zeros(2 * block_steps + 2 * margin, dtype=np.float64)
         for s in range(0, total, block_steps):
             e = min(total, s + block_steps)
@@ -269,9 +278,8 @@ class Cochlea:
             steps, units = bushy_cell(probability, half_rate, self.bushy, state=bushy)
             del probability
             # blocks are in time order and a block's spikes are sorted: no global sort needed
-            all_steps.append(steps)
-            all_units.append(units)
-        return np.concatenate(all_steps), np.concatenate(all_units)
+            blocks.append((steps.astype(step_type), units.astype(unit_type)))
+        return blocks
 
 
 @lru_cache(maxsize=8)

@@ -47,6 +47,7 @@ import h5py
 import numpy as np
 
 from eventprop.audio.io import AUDIO_SUFFIXES
+from eventprop.audio.policy import DEFAULT_MODEL_RATE
 from eventprop.builders.encode_cache import (
     EncoderSettings,
     EncodingCache,
@@ -84,11 +85,12 @@ DEFAULT_TEST_SPEAKERS = (4, 5)
 #: extra test files of the other speakers in SHD's test set: 2,264 test files of which 1,840
 #: are speakers 04 and 05, i.e. 424 of the remaining 8,580 recordings
 SHD_EXTRA_TEST_FRACTION = 424 / 8580
-#: model rate of the cochlea. At the recordings' 48 kHz the cochlea gives ~6,000 spikes per
-#: digit; the count rises as the rate falls (the hair cell's 0.11 ms cleft time constant is
-#: not resolved by the Euler steps). 24 kHz (an exact halving of HD's rate) gives 8,000 per
-#: digit, SHD's published level: see docs/shd-replica.md
-DEFAULT_SAMPLE_RATE = 24000
+#: model rate of the cochlea, the one of every eventprop audio tool
+#: (:mod:`eventprop.audio.policy`). At the recordings' 48 kHz the cochlea gives ~6,000 spikes
+#: per digit; the count rises as the rate falls (the hair cell's 0.11 ms cleft time constant
+#: is not resolved by the Euler steps). 24 kHz (an exact halving of HD's rate) gives 8,000
+#: per digit, SHD's published level: see docs/shd-replica.md
+DEFAULT_SAMPLE_RATE = DEFAULT_MODEL_RATE
 OFFICIAL_LISTS = {"train": "train_filenames.txt", "test": "test_filenames.txt"}
 FILE_NOTE = (
     "Rebuilt from the Heidelberg Digits audio with eventprop's implementation of the SHD "
