@@ -3,6 +3,7 @@ batches; resume works across the two; sharding and the launcher behave."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -104,3 +105,32 @@ def test_batch_averaged_regulariser_is_refused(tiny_config, tmp_path):
     assert res.returncode == 2
     assert "regularizer.per_trial" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_sharded_evaluation_keeps_per_speaker_counts(tiny_config, speaker_file, tmp_path):
+    cfg = tiny_config(
+        {
+            "data": {
+                "dataset": "hdf5",
+                "train_file": str(speaker_file),
+                "test_file": str(speaker_file),
+                "dt": 2.0,
+                "duration_ms": 100.0,
+                "cache": False,
+                "validation": {"kind": "split"},
+                "test": True,
+            },
+            "model": {"hidden": [16], "init": {"w_in_mean": 0.3, "w_in_std": 0.1}},
+            "train": {"epochs": 2, "batch_size": 8},
+        }
+    )
+    one = train(cfg, run_dir=tmp_path / "one", quiet=True).summary["test"]
+    path = tmp_path / "speakers.yaml"
+    path.write_text(dump_config(cfg))
+    res = _cli("train", str(path), "--nproc", "2", "--run-dir", str(tmp_path / "two"), "-q")
+    assert res.returncode == 0, res.stderr
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())["test"]
+    assert two["n"] == one["n"] == 24
+    assert two["confusion"] == one["confusion"]
+    assert two["per_speaker"] == one["per_speaker"]
+    assert sorted(two["per_speaker"]) == ["0", "1", "2"]

@@ -171,6 +171,13 @@ class DistContext:
         for size in hidden_sizes:
             rates.append((total[at : at + size] / max(1, n_all)).numpy())
             at += size
+        per_speaker: dict[int, tuple[int, int]] = {}
+        parts: list[Any] = [None] * self.world_size
+        dist.all_gather_object(parts, dict(getattr(part, "per_speaker", None) or {}))
+        for table in parts:
+            for speaker, (correct, count) in table.items():
+                c0, n0 = per_speaker.get(speaker, (0, 0))
+                per_speaker[speaker] = (c0 + int(correct), n0 + int(count))
         neurons = sum(hidden_sizes)
         all_spikes = float(sum(r.sum() for r in rates)) * n_all
         return EvalResult(
@@ -181,6 +188,7 @@ class DistContext:
             spikes_per_neuron=all_spikes / (neurons * n_all) if neurons and n_all else float("nan"),
             neuron_rates=rates,
             seconds=float(total[2]) / self.world_size,
+            per_speaker=dict(sorted(per_speaker.items())),
         )
 
     def broadcast_object(self, obj: object) -> object:
