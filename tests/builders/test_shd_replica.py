@@ -346,3 +346,19 @@ def test_small_replica_with_the_real_recording_trains_an_epoch(shared_data_dir, 
     assert result.summary["status"] == "completed"
     assert result.summary["data"]["n_classes"] == 20
     assert 0.0 <= result.summary["test"]["accuracy"] <= 1.0
+
+
+def test_cli_sample_rate_follows_the_shared_model_rate_policy():
+    import argparse
+
+    from eventprop.audio.policy import DEFAULT_MODEL_RATE
+    from eventprop.cli.data_cmd import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    base = ["data", "make-shd", "--audio", "a", "--out", "b"]
+    assert parser.parse_args(base).sample_rate == DEFAULT_MODEL_RATE
+    assert parser.parse_args([*base, "--sample-rate", "native"]).sample_rate is None
+    assert parser.parse_args([*base, "--sample-rate", "16000"]).sample_rate == 16000
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--sample-rate", "fast"])

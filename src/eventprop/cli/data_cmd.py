@@ -101,12 +101,13 @@ def _make_spoken_digits(args: argparse.Namespace) -> int:
 
 
 def _rate(text: str) -> int | None:
-    if text.lower() == "native":
-        return None
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a rate in Hz or 'native', got {text}")
-    return value
+    """``--sample-rate``: the model-rate policy shared with ``eventprop audio encode``."""
+    from eventprop.audio.policy import parse_model_rate
+
+    try:
+        return parse_model_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _make_shd(args: argparse.Namespace) -> int:
@@ -270,7 +271,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shd.add_argument(
         "--sample-rate",
         type=_rate,
-        default=24000,
+        default="24000",  # audio.policy.DEFAULT_MODEL_RATE, parsed by _rate
         help="the cochlea's model rate in Hz, or 'native' for each file's own rate "
         "(default 24000: matches SHD's spike counts; see docs/shd-replica.md)",
     )
