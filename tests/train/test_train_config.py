@@ -35,7 +35,7 @@ def test_builtin_configs_load_and_match_the_repository_copies():
 def test_default_is_yinyang_and_paper_recipe_is_shipped():
     assert load_config(None) == load_config("yinyang")
     shd = load_config("shd")
-    assert shd.model.hidden == [1024] and shd.model.recurrent and shd.model.timing == "exact"
+    assert shd.model.hidden == [1024] and shd.model.recurrent and shd.model.timing == "grid"
     assert shd.data.delay is not None and (shd.data.delay.n_delays, shd.data.delay.delay_ms) == (
         10,
         30.0,
