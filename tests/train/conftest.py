@@ -77,3 +77,24 @@ def write_speaker_file(path: Path, n_speakers: int = 3, per_class: int = 2, n_cl
 @pytest.fixture
 def speaker_file(tmp_path) -> Path:
     return write_speaker_file(tmp_path / "speakers.h5")
+
+
+@pytest.fixture
+def speaker_config(tiny_config, speaker_file):
+    """A tiny config training and testing on :func:`speaker_file` (three speakers)."""
+    return tiny_config(
+        {
+            "data": {
+                "dataset": "hdf5",
+                "train_file": str(speaker_file),
+                "test_file": str(speaker_file),
+                "dt": 2.0,
+                "duration_ms": 100.0,
+                "cache": False,
+                "validation": {"kind": "split"},
+                "test": True,
+            },
+            "model": {"hidden": [16], "init": {"w_in_mean": 0.3, "w_in_std": 0.1}},
+            "train": {"epochs": 2, "batch_size": 8},
+        }
+    )

@@ -107,23 +107,8 @@ def test_batch_averaged_regulariser_is_refused(tiny_config, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_sharded_evaluation_keeps_per_speaker_counts(tiny_config, speaker_file, tmp_path):
-    cfg = tiny_config(
-        {
-            "data": {
-                "dataset": "hdf5",
-                "train_file": str(speaker_file),
-                "test_file": str(speaker_file),
-                "dt": 2.0,
-                "duration_ms": 100.0,
-                "cache": False,
-                "validation": {"kind": "split"},
-                "test": True,
-            },
-            "model": {"hidden": [16], "init": {"w_in_mean": 0.3, "w_in_std": 0.1}},
-            "train": {"epochs": 2, "batch_size": 8},
-        }
-    )
+def test_sharded_evaluation_keeps_per_speaker_counts(speaker_config, tmp_path):
+    cfg = speaker_config
     one = train(cfg, run_dir=tmp_path / "one", quiet=True).summary["test"]
     path = tmp_path / "speakers.yaml"
     path.write_text(dump_config(cfg))

@@ -8,23 +8,8 @@ from eventprop.train import train
 from eventprop.train.runeval import evaluate_run
 
 
-def test_per_speaker_accuracy_adds_up_to_the_total(tiny_config, speaker_file, tmp_path) -> None:
-    cfg = tiny_config(
-        {
-            "data": {
-                "dataset": "hdf5",
-                "train_file": str(speaker_file),
-                "test_file": str(speaker_file),
-                "dt": 2.0,
-                "duration_ms": 100.0,
-                "cache": False,
-                "validation": {"kind": "split"},
-                "test": True,
-            },
-            "model": {"hidden": [16], "init": {"w_in_mean": 0.3, "w_in_std": 0.1}},
-            "train": {"epochs": 2, "batch_size": 8},
-        }
-    )
+def test_per_speaker_accuracy_adds_up_to_the_total(speaker_config, tmp_path) -> None:
+    cfg = speaker_config
     result = train(cfg, run_dir=tmp_path / "run", quiet=True)
     summary = result.summary
     per = summary["test"]["per_speaker"]

@@ -71,12 +71,7 @@ def hidden_gradient(
     net.zero_grad()
     value, _ = _objective(net, events, labels, loss, regularizer)
     value.backward()
-    parts = []
-    for layer in net.hidden:
-        parts.append(layer.weight.grad.flatten())
-        if layer.weight_rec is not None:
-            parts.append(layer.weight_rec.grad.flatten())
-    return float(value.detach()), torch.cat(parts)
+    return float(value.detach()), torch.cat([p.grad.flatten() for p in _hidden_params(net)])
 
 
 def _hidden_params(net: Network) -> list[torch.Tensor]:
